@@ -1,0 +1,170 @@
+"""Command line: ``assistd serve | migrate | keys``. Thin: builds Settings and calls into the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from assistd import __version__
+from assistd.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "max_upload_bytes",
+        "log_level",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "no_migrate", False):
+        overrides["auto_migrate"] = False
+    return Settings(**overrides)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _migrate(settings: Settings) -> None:
+    from assistd.db.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from assistd.app import create_app
+
+    settings = _settings(args)
+    _logging(settings.log_level)
+    if settings.auto_migrate:
+        _migrate(settings)
+    log = logging.getLogger("assistd")
+    log.info("database: %s", settings.resolved_database_url.split("@")[-1])
+    log.info("serving the Assistants API at http://%s:%d/v1", settings.host, settings.port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    _migrate(settings)
+    print("database is at the latest revision")
+    return 0
+
+
+async def _with_session(settings: Settings, fn: Any) -> Any:
+    from assistd.db.session import Database
+
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        async with db.session(write=True) as s:
+            return await fn(s)
+    finally:
+        await db.dispose()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from assistd import auth
+
+    settings = _settings(args)
+    _migrate(settings)
+    if args.keys_cmd == "create":
+        key, row, project = asyncio.run(_with_session(settings, lambda s: auth.create_key(s, args.project, args.name)))
+        print(key)
+        print(
+            f"# key id {row.id}, project '{project.name}' ({project.id}). Shown once: store it now.",
+            file=sys.stderr,
+        )
+        return 0
+    if args.keys_cmd == "list":
+        rows = asyncio.run(_with_session(settings, auth.list_keys))
+        print(f"{'ID':<30} {'PROJECT':<24} {'KEY':<16} {'NAME':<20} STATUS")
+        for k, pname in rows:
+            status = "revoked" if k.revoked_at else "active"
+            print(f"{k.id:<30} {pname:<24} {k.redacted:<16} {(k.name or ''):<20} {status}")
+        return 0
+    if args.keys_cmd == "revoke":
+        ok = asyncio.run(_with_session(settings, lambda s: auth.revoke_key(s, args.key_id)))
+        if not ok:
+            print(f"no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+        return 0
+    return 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data directory (env ASSISTD_DATA_DIR, default ./data)")
+    p.add_argument(
+        "--database-url",
+        help="SQLAlchemy async URL (env ASSISTD_DATABASE_URL, default SQLite in the data dir)",
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistd", description="Self-hosted OpenAI Assistants API v2 server.")
+    parser.add_argument("--version", action="version", version=f"assistd {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the API")
+    _common(serve)
+    serve.add_argument("--host", help="bind address (env ASSISTD_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env ASSISTD_PORT, default 8000)")
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        help="file upload cap (env ASSISTD_MAX_UPLOAD_BYTES, default 512 MB)",
+    )
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations at start-up")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="run database migrations and exit")
+    _common(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    ksub = keys.add_subparsers(dest="keys_cmd", required=True)
+    kc = ksub.add_parser("create", help="create a key for a project (printed once)")
+    kc.add_argument("--project", required=True, help="project name (created if new)")
+    kc.add_argument("--name", help="a label for the key")
+    kl = ksub.add_parser("list", help="list keys")
+    kr = ksub.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("key_id")
+    for p in (kc, kl, kr):
+        _common(p)
+    keys.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

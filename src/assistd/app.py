@@ -1,0 +1,73 @@
+"""``create_app(settings)``: the ASGI application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from assistd import __version__
+from assistd.assistants.router import router as assistants_router
+from assistd.config import Settings
+from assistd.errors import register_error_handlers
+from assistd.files.router import router as files_router
+from assistd.http import json_response
+from assistd.messages.router import router as messages_router
+from assistd.middleware import RequestIdMiddleware
+from assistd.state import AppState
+from assistd.threads.router import router as threads_router
+from assistd.uploads.router import router as uploads_router
+
+log = logging.getLogger("assistd")
+
+
+def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
+    """Build the app. With ``state`` given (tests, benchmarks) the caller owns its lifecycle."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state is not None:
+            app.state.assistd = state
+            yield
+            return
+        own = await AppState.start(settings)
+        app.state.assistd = own
+        if not await own.auth._any_keys():
+            log.warning(
+                "no API keys exist: running in local single-user mode (any bearer token is accepted). "
+                "Create one with `assistd keys create --project NAME` to require keys."
+            )
+        try:
+            yield
+        finally:
+            await own.stop()
+
+    app = FastAPI(
+        title="assistd",
+        version=__version__,
+        summary="OpenAI Assistants API v2, self-hosted",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    if state is not None:
+        app.state.assistd = state
+    register_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/health", include_in_schema=False)
+    @app.get("/v1/health", include_in_schema=False)
+    async def health() -> object:
+        return json_response({"status": "ok", "version": __version__})
+
+    for r in (
+        assistants_router,
+        threads_router,
+        messages_router,
+        files_router,
+        uploads_router,
+    ):
+        app.include_router(r, prefix="/v1")
+    return app

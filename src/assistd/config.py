@@ -1,0 +1,60 @@
+"""Settings, read from the environment (prefix ``ASSISTD_``) and overridable by CLI flags."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseSettings):
+    """Everything the server can be configured with. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTD_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default is a SQLite file under data_dir. "
+        "Use postgresql+asyncpg://user:pass@host/db for PostgreSQL.",
+    )
+    max_upload_bytes: int = Field(default=512 * MB, ge=1)
+    max_upload_part_bytes: int = Field(default=64 * MB, ge=1)
+    max_upload_total_bytes: int = Field(default=8 * 1024 * MB, ge=1)
+    log_level: LogLevel = "info"
+    auto_migrate: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a verified API key is trusted without a DB look-up.",
+    )
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'assistd.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

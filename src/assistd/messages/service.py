@@ -1,0 +1,74 @@
+"""Messages: create, list (with ``run_id``), get, modify, delete."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.messages.builder import build_message
+from assistd.messages.protocol import (
+    CreateMessageRequest,
+    ModifyMessageRequest,
+    file_refs,
+)
+from assistd.messages.repository import MessageRepository
+from assistd.models import Message, Thread
+from assistd.pagination import ListQuery, Page
+from assistd.references import check_id, not_found, require_files
+from assistd.threads.service import get_thread
+from assistd.timeutil import now
+
+
+async def create_message(session: AsyncSession, project_id: str, thread_id: str, body: CreateMessageRequest) -> Message:
+    thread: Thread = await get_thread(session, project_id, thread_id)
+    await require_files(session, project_id, file_refs(body))
+    row = build_message(project_id, thread.id, body, now())
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_messages(
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    query: ListQuery,
+    run_id: str | None,
+) -> Page[Message]:
+    await get_thread(session, project_id, thread_id)
+    repo = MessageRepository(session, project_id, thread_id)
+    if run_id:
+        return await repo.list(query, Message.run_id == run_id)
+    return await repo.list(query)
+
+
+async def get_message(session: AsyncSession, project_id: str, thread_id: str, message_id: str) -> Message:
+    check_id("thread", thread_id, "thread_id")
+    check_id("message", message_id, "message_id")
+    row = await MessageRepository(session, project_id, thread_id).get(message_id)
+    if row is None:
+        # Distinguish a missing thread from a missing message, as the real API did.
+        await get_thread(session, project_id, thread_id)
+        raise not_found("message", message_id)
+    return row
+
+
+async def modify_message(
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    message_id: str,
+    body: ModifyMessageRequest,
+) -> Message:
+    row = await get_message(session, project_id, thread_id, message_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_message(session: AsyncSession, project_id: str, thread_id: str, message_id: str) -> None:
+    check_id("thread", thread_id, "thread_id")
+    check_id("message", message_id, "message_id")
+    if not await MessageRepository(session, project_id, thread_id).delete_by_id(message_id):
+        await get_thread(session, project_id, thread_id)
+        raise not_found("message", message_id)

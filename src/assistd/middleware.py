@@ -1,0 +1,89 @@
+"""Pure-ASGI middleware: ``x-request-id`` on every response, a JSON body cap, and a last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistd.errors import error_body
+from assistd.ids import random_token
+
+log = logging.getLogger("assistd.http")
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp, max_json_bytes: int = 32 * 1024 * 1024) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = "req_" + random_token(32)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message).append("x-request-id", rid)
+            await send(message)
+
+        if self._json_too_large(scope):
+            await self._reply(
+                send_with_id,
+                413,
+                error_body(
+                    f"Request body too large: the limit for JSON bodies is {self.max_json_bytes} bytes.",
+                    "invalid_request_error",
+                ),
+            )
+            return
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error (request %s)", rid)
+            if started:
+                raise
+            await self._reply(
+                send_with_id,
+                500,
+                error_body(
+                    "The server had an error while processing your request. Sorry about that! "
+                    f"You can retry your request, or report the request ID {rid} if the error persists.",
+                    "server_error",
+                ),
+            )
+
+    def _json_too_large(self, scope: Scope) -> bool:
+        ctype = b""
+        length = 0
+        for k, v in scope.get("headers", ()):
+            if k == b"content-type":
+                ctype = v
+            elif k == b"content-length":
+                try:
+                    length = int(v)
+                except ValueError:
+                    return False
+        return length > self.max_json_bytes and not ctype.startswith(b"multipart/")
+
+    @staticmethod
+    async def _reply(send: Send, status: int, body: dict[str, object]) -> None:
+        payload = orjson.dumps(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})

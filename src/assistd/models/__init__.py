@@ -1,0 +1,19 @@
+"""ORM tables. Importing this package registers every table on ``Base.metadata`` (Alembic)."""
+
+from assistd.db.base import Base
+from assistd.models.assistant import Assistant
+from assistd.models.file import File, Upload, UploadPart
+from assistd.models.project import ApiKey, Project
+from assistd.models.thread import Message, Thread
+
+__all__ = [
+    "ApiKey",
+    "Assistant",
+    "Base",
+    "File",
+    "Message",
+    "Project",
+    "Thread",
+    "Upload",
+    "UploadPart",
+]

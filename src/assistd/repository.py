@@ -1,0 +1,50 @@
+"""``RepositoryBase``: the queries every resource repository shares. All SQL lives in repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.db.base import ObjectMixin
+from assistd.pagination import ListQuery, Page, paginate
+
+M = TypeVar("M", bound=ObjectMixin)
+
+
+class RepositoryBase(Generic[M]):
+    model: ClassVar[type[Any]]
+
+    def __init__(self, session: AsyncSession, project_id: str) -> None:
+        self.session = session
+        self.project_id = project_id
+
+    def scope(self) -> list[ColumnElement[bool]]:
+        return [self.model.project_id == self.project_id]
+
+    async def get(self, object_id: str, *extra: ColumnElement[bool]) -> M | None:
+        row: M | None = await self.session.scalar(
+            select(self.model).where(self.model.id == object_id, *self.scope(), *extra)
+        )
+        return row
+
+    async def list(self, query: ListQuery, *extra: ColumnElement[bool]) -> Page[M]:
+        return await paginate(self.session, self.model, [*self.scope(), *extra], query)
+
+    async def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = await self.session.scalars(select(self.model.id).where(self.model.id.in_(list(ids)), *self.scope()))
+        return set(rows)
+
+    def add(self, row: M) -> M:
+        self.session.add(row)
+        return row
+
+    async def delete_by_id(self, object_id: str) -> bool:
+        result = await self.session.execute(
+            delete(self.model).where(self.model.id == object_id, *self.scope()).returning(self.model.seq)
+        )
+        return result.first() is not None

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement
+
+from assistd.models import Thread
+from assistd.pagination import ListQuery, Page
+from assistd.repository import RepositoryBase
+
+
+class ThreadRepository(RepositoryBase[Thread]):
+    model = Thread
+
+    async def list_matching(self, query: ListQuery, metadata: dict[str, str]) -> Page[Thread]:
+        """Threads whose metadata holds every given key with the given value."""
+        extra: list[ColumnElement[bool]] = [Thread.metadata_[k].as_string() == v for k, v in metadata.items()]
+        return await self.list(query, *extra)

@@ -1,0 +1,61 @@
+"""HTTP for /v1/threads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Request
+
+from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
+from assistd.http import JSONResponse, json_response
+from assistd.listing import ListQueryDep
+from assistd.pagination import list_object
+from assistd.threads import service
+from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest, to_object
+
+router = APIRouter(tags=["Assistants"], dependencies=AUTH_BETA)
+
+
+@router.post("/threads", operation_id="createThread")
+async def create_thread(
+    session: WriteSessionDep,
+    project: ProjectDep,
+    body: CreateThreadRequest | None = Body(default=None),
+) -> JSONResponse:
+    """Create a thread, optionally with initial messages and tool resources."""
+    return json_response(to_object(await service.create_thread(session, project, body or CreateThreadRequest())))
+
+
+@router.get("/threads", operation_id="listThreads")
+async def list_threads(
+    request: Request, query: ListQueryDep, session: ReadSessionDep, project: ProjectDep
+) -> JSONResponse:
+    """List threads (not in OpenAI's API). Filter with ``metadata[key]=value`` (all must match)."""
+    metadata = {
+        k[len("metadata[") : -1]: v
+        for k, v in request.query_params.multi_items()
+        if k.startswith("metadata[") and k.endswith("]")
+    }
+    return json_response(list_object(await service.list_threads(session, project, query, metadata), to_object))
+
+
+@router.get("/threads/{thread_id}", operation_id="getThread")
+async def get_thread(thread_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
+    """Retrieves a thread."""
+    return json_response(to_object(await service.get_thread(session, project, thread_id)))
+
+
+@router.post("/threads/{thread_id}", operation_id="modifyThread")
+async def modify_thread(
+    thread_id: str,
+    body: ModifyThreadRequest,
+    session: WriteSessionDep,
+    project: ProjectDep,
+) -> JSONResponse:
+    """Modifies a thread."""
+    return json_response(to_object(await service.modify_thread(session, project, thread_id, body)))
+
+
+@router.delete("/threads/{thread_id}", operation_id="deleteThread")
+async def delete_thread(thread_id: str, session: WriteSessionDep, project: ProjectDep) -> JSONResponse:
+    """Delete a thread and its messages."""
+    await service.delete_thread(session, project, thread_id)
+    return json_response({"id": thread_id, "object": "thread.deleted", "deleted": True})

@@ -1,0 +1,91 @@
+"""Threads: create (with messages), get, modify, delete, and list (assistd's addition)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.errors import InvalidRequestError
+from assistd.ids import new_id
+from assistd.messages.builder import build_message
+from assistd.messages.protocol import file_refs
+from assistd.messages.repository import MessageRepository
+from assistd.models import Thread
+from assistd.pagination import ListQuery, Page
+from assistd.protocol import (
+    METADATA_MAX_KEY,
+    METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE,
+    tool_resources_to_object,
+)
+from assistd.references import check_id, check_tool_resources, not_found, require_files
+from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest
+from assistd.threads.repository import ThreadRepository
+from assistd.timeutil import now
+
+
+async def create_thread(session: AsyncSession, project_id: str, body: CreateThreadRequest) -> Thread:
+    await check_tool_resources(session, project_id, body.tool_resources)
+    refs = [r for i, m in enumerate(body.messages) for r in file_refs(m, prefix=f"messages[{i}].")]
+    await require_files(session, project_id, refs)
+    t = now()
+    thread = Thread(
+        id=new_id("thread"),
+        project_id=project_id,
+        created_at=t,
+        tool_resources=tool_resources_to_object(body.tool_resources),
+        metadata_=body.metadata or {},
+    )
+    session.add(thread)
+    await session.flush()  # the thread row first: messages reference it
+    # Messages in request order; seq keeps that order even within one second.
+    session.add_all([build_message(project_id, thread.id, m, t) for m in body.messages])
+    await session.flush()
+    return thread
+
+
+async def get_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
+    check_id("thread", thread_id, "thread_id")
+    row = await ThreadRepository(session, project_id).get(thread_id)
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+async def modify_thread(session: AsyncSession, project_id: str, thread_id: str, body: ModifyThreadRequest) -> Thread:
+    row = await get_thread(session, project_id, thread_id)
+    given = body.model_fields_set
+    if "tool_resources" in given:
+        await check_tool_resources(session, project_id, body.tool_resources)
+        row.tool_resources = tool_resources_to_object(body.tool_resources)
+    if "metadata" in given:
+        row.metadata_ = body.metadata or {}
+    await session.flush()
+    return row
+
+
+async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
+    """Delete the thread and everything in it."""
+    check_id("thread", thread_id, "thread_id")
+    repo = ThreadRepository(session, project_id)
+    if not await repo.delete_by_id(thread_id):
+        raise not_found("thread", thread_id)
+    await MessageRepository(session, project_id, thread_id).delete_all()
+
+
+async def list_threads(
+    session: AsyncSession, project_id: str, query: ListQuery, metadata: dict[str, str]
+) -> Page[Thread]:
+    if len(metadata) > METADATA_MAX_PAIRS:
+        raise InvalidRequestError(
+            f"Invalid 'metadata': at most {METADATA_MAX_PAIRS} metadata filters are allowed.",
+            param="metadata",
+        )
+    for k, v in metadata.items():
+        if not k or len(k) > METADATA_MAX_KEY or len(v) > METADATA_MAX_VALUE:
+            raise InvalidRequestError(
+                f"Invalid 'metadata[{k[:80]}]': keys must be 1-{METADATA_MAX_KEY} characters and values at most "
+                f"{METADATA_MAX_VALUE}.",
+                param=f"metadata[{k[:80]}]",
+                code="invalid_value",
+            )
+    return await ThreadRepository(session, project_id).list_matching(query, metadata)
