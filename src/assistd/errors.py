@@ -227,10 +227,8 @@ def validation_error_to_api_error(errors: Sequence[Any], body: Any) -> APIError:
 def _one_error(e: dict[str, Any], body: Any) -> APIError:
     loc, where = _strip_prefix(e.get("loc", ()))
     data = body if where in ("body", "") else None
-    if where in ("query", "path", "header", "form"):
-        param = ".".join(str(x) for x in loc)
-    else:
-        param = param_path(loc, data)
+    in_body = where not in ("query", "path", "header", "form")
+    param = param_path(loc, data) if in_body else ".".join(str(x) for x in loc)
     etype: str = e.get("type", "")
     ctx: dict[str, Any] = e.get("ctx") or {}
     value = e.get("input")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
@@ -18,6 +19,24 @@ class StrictModel(BaseModel):
 def api_error(message: str, code: str | None = None, param: str | None = None) -> PydanticCustomError:
     """A validation error whose message is already in the real API's words (see errors.py)."""
     return PydanticCustomError("openai", "{message}", {"message": message, "code": code, "param": param})
+
+
+# --- Free-form JSON (function parameters, JSON schemas) ---------------------------------------
+
+
+def _check_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Stored and echoed back verbatim, so it must be representable in JSON as we write it:
+    # Python's parser accepts integers of any size and NaN/Infinity, which we cannot return.
+    if value is None:
+        return None
+    try:
+        orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise api_error(f"Invalid JSON value: {exc}.", "invalid_value") from None
+    return value
+
+
+JSONObject = Annotated[dict[str, Any] | None, AfterValidator(_check_json)]
 
 
 # --- Metadata ----------------------------------------------------------------------------------
@@ -84,7 +103,7 @@ class AssistantToolsFileSearch(StrictModel):
 class FunctionObject(StrictModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]+$", min_length=1, max_length=64)
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JSONObject = None
     strict: bool | None = None
 
 
@@ -207,7 +226,7 @@ class ResponseFormatJsonObject(StrictModel):
 class JsonSchemaFormat(StrictModel):
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]+$", min_length=1, max_length=64)
     description: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: JSONObject = Field(default=None, alias="schema")
     strict: bool | None = None
 
 

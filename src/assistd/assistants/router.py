@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from assistd.assistants import service
 from assistd.assistants.protocol import (
     CreateAssistantRequest,
@@ -14,8 +12,9 @@ from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
+from assistd.routing import api_router
 
-router = APIRouter(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
 
 
 @router.post("/assistants", operation_id="createAssistant")

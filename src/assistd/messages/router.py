@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
@@ -16,8 +16,9 @@ from assistd.messages.protocol import (
     to_object,
 )
 from assistd.pagination import list_object
+from assistd.routing import api_router
 
-router = APIRouter(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
 
 
 @router.post("/threads/{thread_id}/messages", operation_id="createMessage")

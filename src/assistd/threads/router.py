@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 
 from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
+from assistd.routing import api_router
 from assistd.threads import service
 from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest, to_object
 
-router = APIRouter(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
 
 
 @router.post("/threads", operation_id="createThread")

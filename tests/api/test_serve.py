@@ -1,0 +1,130 @@
+"""The product as a user runs it: `assistd keys …` and `assistd serve` as real processes (uvicorn)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "assistd", *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+class Server:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.output = ""
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[Server]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistd", "serve", "--port", str(port), "--log-level", "info"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    server = Server(base)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, _ = proc.communicate()
+                pytest.fail(f"server did not start:\n{out}")
+            time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            server.output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            server.output, _ = proc.communicate()
+
+
+def base_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")}
+    env["ASSISTD_DATA_DIR"] = str(tmp_path / "data")
+    if database_url:
+        env["ASSISTD_DATABASE_URL"] = database_url
+    return env
+
+
+class TestServe:
+    def test_embedded_default_local_mode(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path, None)
+        with serving(env) as server:
+            base = server.base
+            client = openai.OpenAI(api_key="anything", base_url=f"{base}/v1", max_retries=0)
+            a = client.beta.assistants.create(model="llama3.1", name="Helper")
+            t = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+            assert client.beta.threads.messages.list(t.id).data[0].content[0].text.value == "hi"
+            assert client.beta.assistants.retrieve(a.id).name == "Helper"
+            f = client.files.create(file=("notes.txt", b"hello file"), purpose="assistants")
+            assert client.files.content(f.id).read() == b"hello file"
+            client.close()
+        assert "local single-user mode" in server.output
+        # The embedded default: a SQLite file under the data directory, and uploaded blobs beside it.
+        assert (tmp_path / "data" / "assistd.db").exists()
+        assert (tmp_path / "data" / "files" / f.id).read_bytes() == b"hello file"
+
+    def test_keys_cli_and_keyed_server(self, tmp_path: Path, database_url: str) -> None:
+        env = base_env(tmp_path, database_url)
+        created = cli("keys", "create", "--project", "team-a", "--name", "ci", env=env)
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        assert key.startswith("sk-") and len(key) == 51
+        listed = cli("keys", "list", env=env)
+        assert "team-a" in listed.stdout and key not in listed.stdout and key[:6] in listed.stdout
+        key_id = next(line.split()[0] for line in listed.stdout.splitlines() if "team-a" in line and " ci " in line)
+        other = cli("keys", "create", "--project", "team-b", env=env).stdout.strip()
+        with serving(env) as server:
+            base = server.base
+            a_client = openai.OpenAI(api_key=key, base_url=f"{base}/v1", max_retries=0)
+            b_client = openai.OpenAI(api_key=other, base_url=f"{base}/v1", max_retries=0)
+            asst = a_client.beta.assistants.create(model="m")
+            with pytest.raises(openai.NotFoundError):
+                b_client.beta.assistants.retrieve(asst.id)
+            with (
+                openai.OpenAI(api_key="sk-wrong", base_url=f"{base}/v1", max_retries=0) as wrong,
+                pytest.raises(openai.AuthenticationError) as exc,
+            ):
+                wrong.beta.assistants.list()
+            assert exc.value.code == "invalid_api_key"
+            a_client.close()
+            b_client.close()
+            r = httpx.get(f"{base}/v1/assistants", headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_beta"
+            assert r.headers["x-request-id"].startswith("req_")
+        revoked = cli("keys", "revoke", key_id, env=env)
+        assert revoked.returncode == 0 and "revoked" in revoked.stdout
+        assert "revoked" in cli("keys", "list", env=env).stdout
+        assert cli("keys", "revoke", key_id, env=env).returncode == 1
+
+    def test_migrate_command(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path, None)
+        r = cli("migrate", env=env)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "data" / "assistd.db").exists()
