@@ -53,8 +53,11 @@ async def _create_pg_database(server_url: str) -> tuple[str, str]:
     url = make_url(server_url)
     name = f"assistd_test_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password, database=url.database or "postgres",
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or "postgres",
     )
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -68,8 +71,11 @@ async def _drop_pg_database(server_url: str, name: str) -> None:
 
     url = make_url(server_url)
     conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-        password=url.password, database=url.database or "postgres",
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or "postgres",
     )
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -157,13 +163,17 @@ def check_against_spec(method: str, path: str, status: int, content_type: str, b
 async def _hook_httpx(response: httpx.Response) -> None:
     await response.aread()
     req = response.request
-    check_against_spec(req.method, req.url.path, response.status_code, response.headers.get("content-type", ""), response.content)
+    check_against_spec(
+        req.method, req.url.path, response.status_code, response.headers.get("content-type", ""), response.content
+    )
 
 
 async def _hook_httpx2(response: httpx2.Response) -> None:
     await response.aread()
     req = response.request
-    check_against_spec(req.method, req.url.path, response.status_code, response.headers.get("content-type", ""), response.content)
+    check_against_spec(
+        req.method, req.url.path, response.status_code, response.headers.get("content-type", ""), response.content
+    )
 
 
 def asgi_client(app: Any, key: str | None, *, beta: bool = True, validate_spec: bool = True) -> httpx.AsyncClient:
@@ -217,8 +227,15 @@ async def sdk(app: Any, project: tuple[str, str]) -> AsyncIterator[openai.AsyncO
         await c.close()
 
 
-def assert_error(resp: httpx.Response, status: int, *, param: str | None = None, code: str | None = None,
-                 message: str | None = None, contains: str | None = None) -> dict[str, Any]:
+def assert_error(
+    resp: httpx.Response,
+    status: int,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    message: str | None = None,
+    contains: str | None = None,
+) -> dict[str, Any]:
     """The OpenAI error envelope, with the expected status, param and code."""
     assert resp.status_code == status, resp.text
     err = resp.json()["error"]

@@ -52,11 +52,7 @@ __all__ = [
 ]
 
 _REPO = Path(__file__).resolve().parent.parent
-SPEC_PATH = Path(
-    os.environ.get(
-        "ASSISTD_SPEC", _REPO / ".." / "shared" / "openapi" / "assistants-v2.yaml"
-    )
-)
+SPEC_PATH = Path(os.environ.get("ASSISTD_SPEC", _REPO / ".." / "shared" / "openapi" / "assistants-v2.yaml"))
 
 # The whole preprocessed document is registered under this URI; every
 # validator is a one-line ``{"$ref": "<URI>#<pointer>"}`` into it, so the
@@ -141,17 +137,12 @@ def _fix_schema_tree(node: Any) -> Any:
 def _nullable_list_ids(schemas: dict[str, Any]) -> None:
     for schema in schemas.values():
         props = schema.get("properties") if isinstance(schema, dict) else None
-        if (
-            not isinstance(props, dict)
-            or "first_id" not in props
-            or "last_id" not in props
-        ):
+        if not isinstance(props, dict) or "first_id" not in props or "last_id" not in props:
             continue
         for key in ("first_id", "last_id"):
             prop = props[key]
             already = prop.get("type") == "null" or any(
-                isinstance(m, dict) and m.get("type") == "null"
-                for m in prop.get("anyOf", ())
+                isinstance(m, dict) and m.get("type") == "null" for m in prop.get("anyOf", ())
             )
             if not already:
                 props[key] = _null_wrap(prop)
@@ -185,9 +176,7 @@ def _escape(token: str) -> str:
 @functools.cache
 def _validator_for_pointer(pointer: str) -> Draft202012Validator:
     # No format_checker: `format: unixtime` etc. are annotations only.
-    return Draft202012Validator(
-        {"$ref": f"{_BASE_URI}#{pointer}"}, registry=_registry()
-    )
+    return Draft202012Validator({"$ref": f"{_BASE_URI}#{pointer}"}, registry=_registry())
 
 
 def _check(validator: Draft202012Validator, instance: Any, what: str) -> None:
@@ -245,10 +234,7 @@ def _template_patterns() -> list[tuple[int, re.Pattern[str], str]]:
     patterns = []
     for template in spec()["paths"]:
         segments = template.strip("/").split("/")
-        regex = "/".join(
-            r"[^/]+" if re.fullmatch(r"\{[^}]+\}", seg) else re.escape(seg)
-            for seg in segments
-        )
+        regex = "/".join(r"[^/]+" if re.fullmatch(r"\{[^}]+\}", seg) else re.escape(seg) for seg in segments)
         literal = sum(1 for seg in segments if not seg.startswith("{"))
         patterns.append((literal, re.compile(rf"/{regex}"), template))
     patterns.sort(key=lambda item: -item[0])
@@ -282,9 +268,7 @@ def _resolve_template(method: str, path: str) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
-def _response_pointer(
-    method: str, path_template: str, status: int
-) -> tuple[str, str] | None:
+def _response_pointer(method: str, path_template: str, status: int) -> tuple[str, str] | None:
     """(JSON pointer of the response schema, label for messages); None means skip."""
     template = _resolve_template(method, path_template)
     if template in _RAW_BODY_PATHS and status < 400:
@@ -299,8 +283,7 @@ def _response_pointer(
     response = responses.get(str(status))
     if response is None:
         raise AssertionError(
-            f"the spec documents no {status} response for {method.upper()} {template} "
-            f"(documented: {sorted(responses)})"
+            f"the spec documents no {status} response for {method.upper()} {template} (documented: {sorted(responses)})"
         )
     pointer = f"/paths/{_escape(template)}/{method}/responses/{status}"
     seen = set()
@@ -315,13 +298,9 @@ def _response_pointer(
             response = response[token.replace("~1", "/").replace("~0", "~")]
     media = response.get("content", {}).get("application/json")
     if not isinstance(media, dict) or "schema" not in media:
-        raise AssertionError(
-            f"the spec has no application/json schema for {status} of {method.upper()} {template}"
-        )
+        raise AssertionError(f"the spec has no application/json schema for {status} of {method.upper()} {template}")
     schema = media["schema"]
-    if isinstance(schema, dict) and str(schema.get("$ref", "")).startswith(
-        "#/components/schemas/"
-    ):
+    if isinstance(schema, dict) and str(schema.get("$ref", "")).startswith("#/components/schemas/"):
         label += f" ({schema['$ref'].rsplit('/', 1)[-1]})"
     return f"{pointer}/content/application~1json/schema", label
 
@@ -382,9 +361,7 @@ def validate_event(event: str, data: Any, *, wrapped_error: bool | None = None) 
     """
     pointers = _event_data_pointers()
     if event not in pointers:
-        raise AssertionError(
-            f"unknown stream event {event!r}; the spec defines {sorted(pointers)}"
-        )
+        raise AssertionError(f"unknown stream event {event!r}; the spec defines {sorted(pointers)}")
     what = f"stream event {event!r}"
     if event == "error":
         if wrapped_error is None:

@@ -34,6 +34,15 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message).append("x-request-id", rid)
             await send(message)
 
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower():
+            await self._reply(
+                send_with_id,
+                400,
+                error_body(
+                    "Invalid URL: NUL characters are not allowed in paths or query parameters.", "invalid_request_error"
+                ),
+            )
+            return
         if self._json_too_large(scope):
             await self._reply(
                 send_with_id,

@@ -18,6 +18,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
+from assistd.errors import InvalidRequestError
+
 
 class ORJSONRequest(Request):
     async def json(self) -> Any:
@@ -25,13 +27,56 @@ class ORJSONRequest(Request):
             self._json = orjson.loads(await self.body())
         return self._json
 
+    async def reject_nul(self) -> None:
+        """PostgreSQL cannot store NUL in text or JSONB; refuse it for every backend alike."""
+        ctype = self.headers.get("content-type", "")
+        if ctype and "json" not in ctype:
+            return
+        body = await self.body()
+        if b"\\u0000" not in body:
+            return
+        try:
+            data = await self.json()
+        except ValueError:
+            return  # FastAPI reports the parse error itself
+        where = _find_nul(data, "")
+        if where is not None:
+            raise InvalidRequestError(
+                f"Invalid '{where or 'body'}': strings must not contain NUL (\\u0000) characters.",
+                param=where or None,
+                code="invalid_value",
+            )
+
+
+def _find_nul(node: Any, path: str) -> str | None:
+    """The API path of the first string (or key) holding a NUL character, if any."""
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    if isinstance(node, dict):
+        for k, v in node.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if "\x00" in k:
+                return sub
+            found = _find_nul(v, sub)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _find_nul(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
 
 class ORJSONRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
 
         async def orjson_handler(request: Request) -> Response:
-            return await handler(ORJSONRequest(request.scope, request.receive))
+            req = ORJSONRequest(request.scope, request.receive)
+            if req.method in ("POST", "PUT", "PATCH") and self.body_field is not None:
+                await req.reject_nul()
+            return await handler(req)
 
         return orjson_handler
 

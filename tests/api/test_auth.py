@@ -82,7 +82,9 @@ class TestWireConventions:
         assert ok.headers["x-request-id"] != bad.headers["x-request-id"]
 
     async def test_stream_false_and_org_headers_are_accepted(self, client: httpx.AsyncClient) -> None:
-        r = await client.get("/assistants", headers={"OpenAI-Organization": "org", "OpenAI-Project": "p", "X-Stainless-Lang": "python"})
+        r = await client.get(
+            "/assistants", headers={"OpenAI-Organization": "org", "OpenAI-Project": "p", "X-Stainless-Lang": "python"}
+        )
         assert r.status_code == 200
 
     async def test_health(self, app) -> None:
@@ -91,5 +93,7 @@ class TestWireConventions:
             assert (await c.get("/v1/health")).json()["status"] == "ok"
 
     async def test_oversized_json_body_is_413(self, client: httpx.AsyncClient) -> None:
-        r = await client.post("/assistants", content=b" " * (33 * 1024 * 1024), headers={"content-type": "application/json"})
+        r = await client.post(
+            "/assistants", content=b" " * (33 * 1024 * 1024), headers={"content-type": "application/json"}
+        )
         assert_error(r, 413)

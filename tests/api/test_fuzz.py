@@ -8,7 +8,24 @@ from typing import Any
 import httpx
 import pytest
 
-HOSTILE: list[Any] = [None, 0, -1, 10**20, 1.5, float("-0.0"), True, "", "x" * 5000, "\u0000", "😀", [], [None], {}, {"a": {"b": []}}, [{}] * 3]
+HOSTILE: list[Any] = [
+    None,
+    0,
+    -1,
+    10**20,
+    1.5,
+    float("-0.0"),
+    True,
+    "",
+    "x" * 5000,
+    "\u0000",
+    "😀",
+    [],
+    [None],
+    {},
+    {"a": {"b": []}},
+    [{}] * 3,
+]
 
 BODIES: dict[str, dict[str, Any]] = {
     "assistant": {
@@ -24,7 +41,11 @@ BODIES: dict[str, dict[str, Any]] = {
         "response_format": {"type": "json_object"},
         "reasoning_effort": "low",
     },
-    "thread": {"messages": [{"role": "user", "content": "x", "metadata": {}}], "metadata": {"k": "v"}, "tool_resources": {}},
+    "thread": {
+        "messages": [{"role": "user", "content": "x", "metadata": {}}],
+        "metadata": {"k": "v"},
+        "tool_resources": {},
+    },
     "message": {"role": "user", "content": [{"type": "text", "text": "x"}], "attachments": [], "metadata": {}},
 }
 
@@ -75,13 +96,37 @@ class TestNoServerErrors:
         for body in mutations(BODIES["message"]):
             ok_or_400(await client.post(f"/threads/{t['id']}/messages", json=body))
 
-    @pytest.mark.parametrize("raw", [b"", b"null", b"[]", b"1", b'"s"', b"{", b"\xff\xfe", b'{"model": "m"}' * 2, b'{"model":"m","metadata":{"a":"\\ud800"}}'])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"",
+            b"null",
+            b"[]",
+            b"1",
+            b'"s"',
+            b"{",
+            b"\xff\xfe",
+            b'{"model": "m"}' * 2,
+            b'{"model":"m","metadata":{"a":"\\ud800"}}',
+        ],
+    )
     async def test_raw_bodies(self, client: httpx.AsyncClient, raw: bytes) -> None:
         for path in ("/assistants", "/threads"):
             r = await client.post(path, content=raw, headers={"content-type": "application/json"})
             ok_or_400(r)
 
-    @pytest.mark.parametrize("ident", ["asst_" + "a" * 5000, "asst_%00", "asst_😀", "asst_'; drop table assistants;--", "asst_%2F..%2F"])
+    @pytest.mark.parametrize(
+        "ident", ["asst_" + "a" * 5000, "asst_%00", "asst_😀", "asst_'; drop table assistants;--", "asst_%2F..%2F"]
+    )
     async def test_weird_ids(self, client: httpx.AsyncClient, ident: str) -> None:
         for r in (await client.get(f"/assistants/{ident}"), await client.get("/assistants", params={"after": ident})):
             assert r.status_code in (400, 404), r.text
+
+    async def test_nul_is_refused_with_its_param(self, client: httpx.AsyncClient) -> None:
+        from tests.conftest import assert_error
+
+        r = await client.post("/assistants", json={"model": "m", "metadata": {"k": "a\u0000b"}})
+        assert_error(r, 400, param="metadata.k", code="invalid_value")
+        r = await client.get("/assistants", params={"after": "asst_\u0000"})
+        assert_error(r, 400, param=None)
+        assert (await client.get("/assistants")).json()["data"] == []

@@ -23,7 +23,9 @@ def free_port() -> int:
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "assistd", *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "assistd", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 class Server:
@@ -37,7 +39,10 @@ def serving(env: dict[str, str]) -> Iterator[Server]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistd", "serve", "--port", str(port), "--log-level", "info"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     server = Server(base)

@@ -40,11 +40,18 @@ class TestCreateAssistant:
             name="Tutor",
             description="d",
             instructions="Be brief.",
-            tools=[{"type": "code_interpreter"}, {"type": "file_search", "file_search": {"max_num_results": 7}}, FN_TOOL],
+            tools=[
+                {"type": "code_interpreter"},
+                {"type": "file_search", "file_search": {"max_num_results": 7}},
+                FN_TOOL,
+            ],
             metadata={"team": "x"},
             temperature=0.2,
             top_p=0.5,
-            response_format={"type": "json_schema", "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True}},
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
+            },
             reasoning_effort="low",
         )
         assert a["tools"][0] == {"type": "code_interpreter"}
@@ -72,14 +79,30 @@ class TestCreateAssistant:
             ({"model": "m", "top_p": -1}, "top_p", "decimal_below_min_value"),
             ({"model": "m", "tools": [{"type": "code_interpreter"}] * 129}, "tools", "array_above_max_length"),
             ({"model": "m", "tools": [{"type": "browser"}]}, "tools[0].type", "invalid_value"),
-            ({"model": "m", "tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools[0].function.name", "invalid_value"),
+            (
+                {"model": "m", "tools": [{"type": "function", "function": {"name": "bad name"}}]},
+                "tools[0].function.name",
+                "invalid_value",
+            ),
             ({"model": "m", "tools": [{"type": "function"}]}, "tools[0].function", "missing_required_parameter"),
             ({"model": "m", "tools": [{"type": "code_interpreter", "x": 1}]}, "tools[0].x", "unknown_parameter"),
             ({"model": "m", "reasoning_effort": "huge"}, "reasoning_effort", "invalid_value"),
             ({"model": "m", "response_format": "json"}, "response_format", None),
-            ({"model": "m", "tool_resources": {"code_interpreter": {"file_ids": ["file-x"] * 21}}}, "tool_resources.code_interpreter.file_ids", "array_above_max_length"),
-            ({"model": "m", "tool_resources": {"file_search": {"vector_store_ids": ["vs_a", "vs_b"]}}}, "tool_resources.file_search.vector_store_ids", "array_above_max_length"),
-            ({"model": "m", "tool_resources": {"code_interpreter": {"file_ids": ["file-nope"]}}}, "tool_resources.code_interpreter.file_ids[0]", "invalid_value"),
+            (
+                {"model": "m", "tool_resources": {"code_interpreter": {"file_ids": ["file-x"] * 21}}},
+                "tool_resources.code_interpreter.file_ids",
+                "array_above_max_length",
+            ),
+            (
+                {"model": "m", "tool_resources": {"file_search": {"vector_store_ids": ["vs_a", "vs_b"]}}},
+                "tool_resources.file_search.vector_store_ids",
+                "array_above_max_length",
+            ),
+            (
+                {"model": "m", "tool_resources": {"code_interpreter": {"file_ids": ["file-nope"]}}},
+                "tool_resources.code_interpreter.file_ids[0]",
+                "invalid_value",
+            ),
             ({"model": "m", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_size"),
             ({"model": "m", "metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length"),
             ({"model": "m", "metadata": {"k": "v" * 513}}, "metadata", "string_above_max_length"),
@@ -99,7 +122,9 @@ class TestCreateAssistant:
         assert_error(r, 400, param="model", message="Missing required parameter: 'model'.")
         r = await client.post("/assistants", json={"model": "m", "reasoning_effort": ""})
         assert_error(
-            r, 400, param="reasoning_effort",
+            r,
+            400,
+            param="reasoning_effort",
             message="Invalid value: ''. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', 'xhigh', and 'max'.",
         )
 
@@ -125,9 +150,16 @@ class TestGetAssistant:
 
     async def test_wrong_prefix_is_400(self, client: httpx.AsyncClient) -> None:
         r = await client.get("/assistants/thread_abc")
-        assert_error(r, 400, param="assistant_id", message="Invalid 'assistant_id': 'thread_abc'. Expected an ID that begins with 'asst'.")
+        assert_error(
+            r,
+            400,
+            param="assistant_id",
+            message="Invalid 'assistant_id': 'thread_abc'. Expected an ID that begins with 'asst'.",
+        )
 
-    async def test_another_projects_assistant_is_a_404(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
+    async def test_another_projects_assistant_is_a_404(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient
+    ) -> None:
         a = await make(client)
         r = await other_client.get(f"/assistants/{a['id']}")
         missing = await other_client.get("/assistants/asst_000000000000000000000000")
@@ -216,6 +248,8 @@ class TestListAssistants:
     async def test_bad_list_params(self, client: httpx.AsyncClient, params, param, code) -> None:
         assert_error(await client.get("/assistants", params=params), 400, param=param, code=code)
 
-    async def test_cursor_from_another_project_is_unknown(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
+    async def test_cursor_from_another_project_is_unknown(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient
+    ) -> None:
         a = await make(client)
         assert_error(await other_client.get("/assistants", params={"after": a["id"]}), 400, param="after")

@@ -15,7 +15,10 @@ class TestAssistantsThroughSDK:
                     model="llama3.1",
                     name=f"a{i}",
                     instructions="You are terse.",
-                    tools=[{"type": "code_interpreter"}, {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                    tools=[
+                        {"type": "code_interpreter"},
+                        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+                    ],
                     metadata={"i": str(i)},
                 )
             )
@@ -50,7 +53,9 @@ class TestThreadsAndMessagesThroughSDK:
             metadata={"user": "u-42"},
         )
         assert thread.metadata == {"user": "u-42"}
-        msg = await sdk.beta.threads.messages.create(thread.id, role="user", content=[{"type": "text", "text": "second"}])
+        msg = await sdk.beta.threads.messages.create(
+            thread.id, role="user", content=[{"type": "text", "text": "second"}]
+        )
         assert msg.content[0].text.value == "second" and msg.thread_id == thread.id
         page = await sdk.beta.threads.messages.list(thread.id)
         # The newest message first: how most code reads "the reply".
@@ -85,5 +90,9 @@ class TestThreadsAndMessagesThroughSDK:
         # GET /v1/threads is an assistd addition; the SDK's generic `get` reaches it.
         for u in ("a", "b", "a"):
             await sdk.beta.threads.create(metadata={"user": u})
-        data = await sdk.get("/threads", cast_to=object, options={"params": {"metadata[user]": "a"}, "headers": {"OpenAI-Beta": "assistants=v2"}})
+        data = await sdk.get(
+            "/threads",
+            cast_to=object,
+            options={"params": {"metadata[user]": "a"}, "headers": {"OpenAI-Beta": "assistants=v2"}},
+        )
         assert len(data["data"]) == 2  # type: ignore[index]

@@ -15,7 +15,9 @@ async def thread(client: httpx.AsyncClient) -> dict:
     return (await client.post("/threads", json={})).json()
 
 
-async def upload(client: httpx.AsyncClient, name: str = "a.png", data: bytes = b"\x89PNG....", purpose: str = "vision") -> str:
+async def upload(
+    client: httpx.AsyncClient, name: str = "a.png", data: bytes = b"\x89PNG....", purpose: str = "vision"
+) -> str:
     r = await client.post("/files", files={"file": (name, data, "application/octet-stream")}, data={"purpose": purpose})
     assert r.status_code == 200, r.text
     return r.json()["id"]
@@ -46,7 +48,10 @@ class TestCreateMessage:
         }
         m = (await client.post(f"/threads/{thread['id']}/messages", json=body)).json()
         assert m["content"][1] == {"type": "image_file", "image_file": {"file_id": img, "detail": "high"}}
-        assert m["content"][2] == {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "auto"}}
+        assert m["content"][2] == {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/cat.png", "detail": "auto"},
+        }
         assert m["attachments"] == [{"file_id": doc, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}]
         got = (await client.get(f"/threads/{thread['id']}/messages/{m['id']}")).json()
         assert got == m
@@ -62,12 +67,36 @@ class TestCreateMessage:
             ({"role": "user", "content": 42}, "content", None),
             ({"role": "user", "content": [{"type": "video", "video": {}}]}, "content[0].type", "invalid_value"),
             ({"role": "user", "content": [{"type": "text"}]}, "content[0].text", "missing_required_parameter"),
-            ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}, "content[0].image_url.url", "invalid_value"),
-            ({"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "file-nope"}}]}, "content[0].image_file.file_id", "invalid_value"),
-            ({"role": "user", "content": "x", "attachments": [{"file_id": "file-nope", "tools": [{"type": "file_search"}]}]}, "attachments[0].file_id", "invalid_value"),
-            ({"role": "user", "content": "x", "attachments": [{"file_id": "f", "tools": [{"type": "function"}]}]}, "attachments[0].tools[0].type", "invalid_value"),
+            (
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]},
+                "content[0].image_url.url",
+                "invalid_value",
+            ),
+            (
+                {"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "file-nope"}}]},
+                "content[0].image_file.file_id",
+                "invalid_value",
+            ),
+            (
+                {
+                    "role": "user",
+                    "content": "x",
+                    "attachments": [{"file_id": "file-nope", "tools": [{"type": "file_search"}]}],
+                },
+                "attachments[0].file_id",
+                "invalid_value",
+            ),
+            (
+                {"role": "user", "content": "x", "attachments": [{"file_id": "f", "tools": [{"type": "function"}]}]},
+                "attachments[0].tools[0].type",
+                "invalid_value",
+            ),
             ({"role": "user", "content": "x", "file_ids": []}, "file_ids", "unknown_parameter"),
-            ({"role": "user", "content": "x", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_size"),
+            (
+                {"role": "user", "content": "x", "metadata": {f"k{i}": "v" for i in range(17)}},
+                "metadata",
+                "object_above_max_size",
+            ),
         ],
     )
     async def test_bad_input(self, client: httpx.AsyncClient, thread: dict, body, param, code) -> None:
@@ -75,7 +104,9 @@ class TestCreateMessage:
         assert_error(r, 400, param=param, code=code)
         assert (await client.get(f"/threads/{thread['id']}/messages")).json()["data"] == []
 
-    async def test_someone_elses_file_cannot_be_attached(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient, thread: dict) -> None:
+    async def test_someone_elses_file_cannot_be_attached(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient, thread: dict
+    ) -> None:
         theirs = await upload(other_client)
         r = await client.post(
             f"/threads/{thread['id']}/messages",
@@ -89,7 +120,9 @@ class TestCreateMessage:
 
 
 class TestConcurrentCreates:
-    async def test_fifty_concurrent_creates_lose_nothing_and_keep_order(self, client: httpx.AsyncClient, thread: dict) -> None:
+    async def test_fifty_concurrent_creates_lose_nothing_and_keep_order(
+        self, client: httpx.AsyncClient, thread: dict
+    ) -> None:
         async def create(i: int) -> tuple[int, str]:
             r = await client.post(f"/threads/{thread['id']}/messages", json={"role": "user", "content": f"n{i}"})
             assert r.status_code == 200, r.text
@@ -114,12 +147,19 @@ class TestConcurrentCreates:
 
 
 class TestListMessages:
-    async def test_default_is_newest_first_and_run_id_filter(self, client: httpx.AsyncClient, thread: dict, state) -> None:
+    async def test_default_is_newest_first_and_run_id_filter(
+        self, client: httpx.AsyncClient, thread: dict, state
+    ) -> None:
         from sqlalchemy import update
 
         from assistd.models import Message
 
-        ids = [(await client.post(f"/threads/{thread['id']}/messages", json={"role": "user", "content": str(i)})).json()["id"] for i in range(3)]
+        ids = [
+            (await client.post(f"/threads/{thread['id']}/messages", json={"role": "user", "content": str(i)})).json()[
+                "id"
+            ]
+            for i in range(3)
+        ]
         page = (await client.get(f"/threads/{thread['id']}/messages")).json()
         assert page["data"][0]["id"] == ids[-1]
         # Messages written by a run carry its id (runs arrive with the executor); the filter must match only those.
@@ -140,14 +180,20 @@ class TestModifyDeleteMessage:
         assert r.json()["metadata"] == {"seen": "yes"} and r.json()["content"] == m["content"]
         assert_error(
             await client.post(f"/threads/{thread['id']}/messages/{m['id']}", json={"content": "new"}),
-            400, param="content", code="unknown_parameter",
+            400,
+            param="content",
+            code="unknown_parameter",
         )
 
     async def test_delete(self, client: httpx.AsyncClient, thread: dict) -> None:
         m = (await client.post(f"/threads/{thread['id']}/messages", json={"role": "user", "content": "x"})).json()
         r = await client.delete(f"/threads/{thread['id']}/messages/{m['id']}")
         assert r.json() == {"id": m["id"], "object": "thread.message.deleted", "deleted": True}
-        assert_error(await client.get(f"/threads/{thread['id']}/messages/{m['id']}"), 404, message=f"No message found with id '{m['id']}'.")
+        assert_error(
+            await client.get(f"/threads/{thread['id']}/messages/{m['id']}"),
+            404,
+            message=f"No message found with id '{m['id']}'.",
+        )
         assert_error(await client.delete(f"/threads/{thread['id']}/messages/{m['id']}"), 404)
 
     async def test_message_of_another_thread_is_404(self, client: httpx.AsyncClient, thread: dict) -> None:

@@ -26,7 +26,9 @@ class TestCreateThread:
         assert all(m["thread_id"] == t["id"] for m in listed)
 
     async def test_bad_message_rejects_whole_thread(self, client: httpx.AsyncClient) -> None:
-        r = await client.post("/threads", json={"messages": [{"role": "user", "content": "ok"}, {"role": "system", "content": "x"}]})
+        r = await client.post(
+            "/threads", json={"messages": [{"role": "user", "content": "ok"}, {"role": "system", "content": "x"}]}
+        )
         assert_error(r, 400, param="messages[1].role", code="invalid_value")
         assert (await client.get("/threads")).json()["data"] == []
 
@@ -41,7 +43,15 @@ class TestCreateThread:
     async def test_message_file_reference_must_exist(self, client: httpx.AsyncClient) -> None:
         r = await client.post(
             "/threads",
-            json={"messages": [{"role": "user", "content": "x", "attachments": [{"file_id": "file-nope", "tools": [{"type": "file_search"}]}]}]},
+            json={
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "x",
+                        "attachments": [{"file_id": "file-nope", "tools": [{"type": "file_search"}]}],
+                    }
+                ]
+            },
         )
         assert_error(r, 400, param="messages[0].attachments[0].file_id")
 
@@ -64,7 +74,12 @@ class TestGetModifyDeleteThread:
         assert (await client.get(f"/threads/{t['id']}")).json() == t
         m = (await client.post(f"/threads/{t['id']}", json={"metadata": {"a": "2"}})).json()
         assert m["metadata"] == {"a": "2"}
-        assert_error(await client.post(f"/threads/{t['id']}", json={"messages": []}), 400, param="messages", code="unknown_parameter")
+        assert_error(
+            await client.post(f"/threads/{t['id']}", json={"messages": []}),
+            400,
+            param="messages",
+            code="unknown_parameter",
+        )
 
     async def test_delete_removes_messages(self, client: httpx.AsyncClient, state) -> None:
         from sqlalchemy import func, select
@@ -79,9 +94,13 @@ class TestGetModifyDeleteThread:
         async with state.db.session() as s:
             assert await s.scalar(select(func.count()).select_from(Message).where(Message.thread_id == t["id"])) == 0
 
-    async def test_wrong_prefix_and_other_project(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
+    async def test_wrong_prefix_and_other_project(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient
+    ) -> None:
         assert_error(
-            await client.get("/threads/undefined"), 400, param="thread_id",
+            await client.get("/threads/undefined"),
+            400,
+            param="thread_id",
             message="Invalid 'thread_id': 'undefined'. Expected an ID that begins with 'thread'.",
         )
         t = (await client.post("/threads", json={})).json()
@@ -97,7 +116,9 @@ class TestGetModifyDeleteThread:
 
 
 class TestListThreads:
-    async def test_paginated_and_filtered_by_metadata(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
+    async def test_paginated_and_filtered_by_metadata(
+        self, client: httpx.AsyncClient, other_client: httpx.AsyncClient
+    ) -> None:
         made = []
         for i in range(6):
             md = {"user": "alice" if i % 2 == 0 else "bob", "n": str(i)}

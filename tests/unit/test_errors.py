@@ -30,15 +30,28 @@ class TestParamPath:
 
 class TestMessages:
     def test_unknown_parameter_wins_over_other_errors(self) -> None:
-        assert first_error(CreateAssistantRequest, {"model": 1, "x": 2}) == ("Unknown parameter: 'x'.", "x", "unknown_parameter")
+        assert first_error(CreateAssistantRequest, {"model": 1, "x": 2}) == (
+            "Unknown parameter: 'x'.",
+            "x",
+            "unknown_parameter",
+        )
 
     def test_nested_missing(self) -> None:
         msg, param, code = first_error(CreateThreadRequest, {"messages": [{"role": "user"}]})
-        assert (msg, param, code) == ("Missing required parameter: 'messages[0].content'.", "messages[0].content", "missing_required_parameter")
+        assert (msg, param, code) == (
+            "Missing required parameter: 'messages[0].content'.",
+            "messages[0].content",
+            "missing_required_parameter",
+        )
 
     def test_array_too_long(self) -> None:
-        msg, param, code = first_error(CreateAssistantRequest, {"model": "m", "tools": [{"type": "code_interpreter"}] * 130})
-        assert msg == "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length 130 instead."
+        msg, param, code = first_error(
+            CreateAssistantRequest, {"model": "m", "tools": [{"type": "code_interpreter"}] * 130}
+        )
+        assert (
+            msg
+            == "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length 130 instead."
+        )
         assert (param, code) == ("tools", "array_above_max_length")
 
     def test_range(self) -> None:

@@ -204,9 +204,7 @@ def test_run_requires_action_completed_passes() -> None:
 def test_run_missing_model_fails() -> None:
     body = run()
     del body["model"]
-    with pytest.raises(
-        AssertionError, match=r"RunObject.*'model' is a required property"
-    ):
+    with pytest.raises(AssertionError, match=r"RunObject.*'model' is a required property"):
         validate("RunObject", body)
 
 
@@ -316,9 +314,7 @@ def test_error_response() -> None:
     validate("ErrorResponse", error_body())
     body = error_body()
     del body["error"]["code"]
-    with pytest.raises(
-        AssertionError, match=r"ErrorResponse.*'code' is a required property"
-    ):
+    with pytest.raises(AssertionError, match=r"ErrorResponse.*'code' is a required property"):
         validate("ErrorResponse", body)
 
 
@@ -364,9 +360,7 @@ def test_validate_response_by_template_and_concrete_path() -> None:
     validate_response("get", "/threads/{thread_id}/runs/{run_id}", 200, run())
     validate_response("GET", "/v1/threads/thread_abc/runs/run_abc", 200, run())
     validate_response("POST", "/threads/runs", 200, run())  # literal beats {thread_id}
-    validate_response(
-        "POST", "/uploads/{upload_id}/complete", 200, upload(openai_file())
-    )
+    validate_response("POST", "/uploads/{upload_id}/complete", 200, upload(openai_file()))
     validate_response(
         "GET",
         "/vector_stores/{vs}/files",  # other parameter names are fine
@@ -390,9 +384,7 @@ def test_validate_response_by_template_and_concrete_path() -> None:
 def test_validate_response_names_the_component_on_failure() -> None:
     body = run()
     del body["model"]
-    with pytest.raises(
-        AssertionError, match=r"POST /threads/\{thread_id\}/runs -> 200 \(RunObject\)"
-    ):
+    with pytest.raises(AssertionError, match=r"POST /threads/\{thread_id\}/runs -> 200 \(RunObject\)"):
         validate_response("POST", "/threads/{thread_id}/runs", 200, body)
 
 
@@ -401,9 +393,7 @@ def test_validate_response_errors_use_error_response() -> None:
     validate_response("POST", "/threads/{thread_id}/runs", 400, error_body())
     validate_response("GET", "/assistants", 429, error_body())
     with pytest.raises(AssertionError, match="ErrorResponse"):
-        validate_response(
-            "GET", "/assistants/{assistant_id}", 404, {"detail": "Not Found"}
-        )
+        validate_response("GET", "/assistants/{assistant_id}", 404, {"detail": "Not Found"})
 
 
 def test_validate_response_file_content_is_skipped() -> None:
@@ -455,9 +445,7 @@ def test_event_message_delta() -> None:
         {
             "id": "msg_abc123",
             "object": "thread.message.delta",
-            "delta": {
-                "content": [{"index": 0, "type": "text", "text": {"value": " today"}}]
-            },
+            "delta": {"content": [{"index": 0, "type": "text", "text": {"value": " today"}}]},
         },
     )
     bad = copy.deepcopy(delta)

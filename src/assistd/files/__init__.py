@@ -1,0 +1,1 @@
+"""/v1/files: upload (streamed multipart), list, retrieve, delete, download; expiry sweeping."""

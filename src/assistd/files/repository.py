@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.models import File
+from assistd.pagination import ListQuery, Page
+from assistd.repository import RepositoryBase
+
+
+def live(t: int) -> ColumnElement[bool]:
+    """Not expired at ``t``: an expired file behaves as deleted even before the sweeper runs."""
+    return or_(File.expires_at.is_(None), File.expires_at > t)
+
+
+class FileRepository(RepositoryBase[File]):
+    model = File
+
+    async def get_live(self, file_id: str, t: int) -> File | None:
+        return await self.get(file_id, live(t))
+
+    async def list_live(self, query: ListQuery, t: int, purpose: str | None) -> Page[File]:
+        # (project_id, purpose, seq) / (project_id, seq) indexes; the expiry test is a filter.
+        extra = [live(t)]
+        if purpose is not None:
+            extra.append(File.purpose == purpose)
+        return await self.list(query, *extra)
+
+    async def delete_live(self, file_id: str, t: int) -> str | None:
+        """Delete the row; its blob key, or None if there was no live file."""
+        key: str | None = await self.session.scalar(
+            delete(File).where(File.id == file_id, *self.scope(), live(t)).returning(File.storage_key)
+        )
+        return key
+
+
+async def delete_expired_files(session: AsyncSession, t: int, limit: int) -> list[str]:
+    """Delete up to ``limit`` files (of any project) expired at ``t``; their blob keys."""
+    expired = (
+        select(File.id)
+        .where(File.expires_at.is_not(None), File.expires_at <= t)
+        .order_by(File.expires_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    rows = await session.scalars(
+        delete(File).where(File.id.in_(expired), File.expires_at <= t).returning(File.storage_key)
+    )
+    return list(rows)
