@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from assistd.errors import InvalidRequestError
 
@@ -73,12 +74,22 @@ class ORJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def orjson_handler(request: Request) -> Response:
+            if self.body_field is not None:
+                _force_json_content_type(request.scope)
             req = ORJSONRequest(request.scope, request.receive)
             if req.method in ("POST", "PUT", "PATCH") and self.body_field is not None:
                 await req.reject_nul()
             return await handler(req)
 
         return orjson_handler
+
+
+def _force_json_content_type(scope: Scope) -> None:
+    """JSON routes read the body as JSON whatever the declared type: curl's ``-d`` sends
+    ``application/x-www-form-urlencoded`` unless told otherwise, and the real API answered it."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    scope["headers"] = headers
 
 
 def api_router(**kwargs: Any) -> APIRouter:

@@ -87,6 +87,13 @@ class TestWireConventions:
         )
         assert r.status_code == 200
 
+    async def test_json_without_content_type_header_is_read_as_json(self, client: httpx.AsyncClient) -> None:
+        # curl -d '{...}' sends application/x-www-form-urlencoded unless told otherwise.
+        r = await client.post(
+            "/assistants", content=b'{"model": "m"}', headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert r.status_code == 200 and r.json()["model"] == "m"
+
     async def test_health(self, app) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             assert (await c.get("/health")).json()["status"] == "ok"
