@@ -15,7 +15,7 @@ from assistd.errors import register_error_handlers
 from assistd.files.router import router as files_router
 from assistd.http import json_response
 from assistd.messages.router import router as messages_router
-from assistd.middleware import RequestIdMiddleware
+from assistd.middleware import AccessMiddleware, RequestIdMiddleware
 from assistd.state import AppState
 from assistd.threads.router import router as threads_router
 from assistd.uploads.router import router as uploads_router
@@ -55,7 +55,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
     if state is not None:
         app.state.assistd = state
     register_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AccessMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # added last: the outermost
 
     @app.get("/health", include_in_schema=False)
     @app.get("/v1/health", include_in_schema=False)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.session import Database
-from assistd.errors import AuthenticationError
+from assistd.errors import AuthenticationError, InvalidRequestError
 from assistd.ids import new_id, random_token
 from assistd.models import ApiKey, Project
 from assistd.timeutil import now
@@ -31,6 +31,28 @@ MISSING_KEY_MESSAGE = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
+
+
+BETA_MISSING = (
+    "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
+    "setting the header 'OpenAI-Beta: assistants=v2'."
+)
+BETA_V1 = (
+    "The v1 Assistants API has been deprecated. Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+)
+BETA_PATHS = ("/v1/assistants", "/v1/threads")
+
+
+def check_beta(path: str, header: str | None) -> None:
+    """The real API refused /assistants and /threads calls without ``OpenAI-Beta: assistants=v2``."""
+    if not path.startswith(BETA_PATHS):
+        return
+    betas = {b.strip() for b in (header or "").split(",")}
+    if "assistants=v2" in betas:
+        return
+    if "assistants=v1" in betas:
+        raise InvalidRequestError(BETA_V1, code="invalid_beta")
+    raise InvalidRequestError(BETA_MISSING, code="invalid_beta")
 
 
 def hash_key(key: str) -> str:

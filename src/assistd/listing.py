@@ -9,7 +9,7 @@ from fastapi import Depends, Query
 from assistd.pagination import ListQuery
 
 
-def list_query(
+async def list_query(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     after: Annotated[str | None, Query()] = None,

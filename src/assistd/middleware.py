@@ -1,4 +1,13 @@
-"""Pure-ASGI middleware: ``x-request-id`` on every response, a JSON body cap, and a last-resort 500."""
+"""Pure-ASGI middleware.
+
+- ``RequestIdMiddleware`` (outermost): ``x-request-id`` on every response, URL and JSON-size
+  checks, and a last-resort 500 that never leaks internals.
+- ``AccessMiddleware``: authenticates every ``/v1`` request, puts its project in the scope's
+  state, and enforces the ``OpenAI-Beta`` header on /assistants and /threads. Done here rather
+  than as per-route dependencies: it runs once per request whatever the route (an unknown route
+  is a 401 without a key, as on OpenAI), and costs a fraction of FastAPI's dependency
+  resolution on the hot path.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +17,23 @@ import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistd.errors import error_body
+from assistd.auth import check_beta
+from assistd.errors import APIError, error_body
 from assistd.ids import random_token
 
 log = logging.getLogger("assistd.http")
+
+
+async def send_json(send: Send, status: int, body: dict[str, object]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 class RequestIdMiddleware:
@@ -35,16 +57,17 @@ class RequestIdMiddleware:
             await send(message)
 
         if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower():
-            await self._reply(
+            await send_json(
                 send_with_id,
                 400,
                 error_body(
-                    "Invalid URL: NUL characters are not allowed in paths or query parameters.", "invalid_request_error"
+                    "Invalid URL: NUL characters are not allowed in paths or query parameters.",
+                    "invalid_request_error",
                 ),
             )
             return
         if self._json_too_large(scope):
-            await self._reply(
+            await send_json(
                 send_with_id,
                 413,
                 error_body(
@@ -59,7 +82,7 @@ class RequestIdMiddleware:
             log.exception("unhandled error (request %s)", rid)
             if started:
                 raise
-            await self._reply(
+            await send_json(
                 send_with_id,
                 500,
                 error_body(
@@ -82,17 +105,28 @@ class RequestIdMiddleware:
                     return False
         return length > self.max_json_bytes and not ctype.startswith(b"multipart/")
 
-    @staticmethod
-    async def _reply(send: Send, status: int, body: dict[str, object]) -> None:
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/") or path == "/v1/health":
+            await self.app(scope, receive, send)
+            return
+        authorization = beta = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                authorization = v.decode("latin-1")
+            elif k == b"openai-beta":
+                beta = v.decode("latin-1")
+        state = scope["app"].state.assistd
+        try:
+            project = await state.auth.project_for(authorization)
+            check_beta(path, beta)
+        except APIError as exc:
+            await send_json(send, exc.status_code, exc.body())
+            return
+        scope.setdefault("state", {})["project_id"] = project
+        await self.app(scope, receive, send)

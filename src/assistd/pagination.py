@@ -6,11 +6,13 @@ inside the same scope as the list (so another project's id is "not found" here t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.base import ObjectMixin
@@ -35,21 +37,25 @@ class Page(Generic[T]):
     has_more: bool
 
 
-async def _cursor_seq(
-    session: AsyncSession,
-    model: type[M],
-    scope: Sequence[ColumnElement[bool]],
-    cursor: str,
-    param: str,
-) -> int:
-    seq = await session.scalar(select(model.seq).where(model.id == cursor, *scope))
-    if seq is None:
+@cache
+def row_columns(model: type[Any]) -> tuple[Any, ...]:
+    """Every mapped column of ``model``, labelled with its attribute name.
+
+    Read paths select these instead of ORM entities: the rows carry the same attribute names
+    (``row.metadata_``), so ``to_object`` takes either, without identity-map bookkeeping.
+    """
+    return tuple(getattr(model, attr.key).label(attr.key) for attr in sa_inspect(model).column_attrs)
+
+
+async def _require_cursor(
+    session: AsyncSession, model: type[M], scope: Sequence[ColumnElement[bool]], cursor: str, param: str
+) -> None:
+    if await session.scalar(select(model.seq).where(model.id == cursor, *scope)) is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object found with id '{cursor}' in this list.",
             param=param,
             code="invalid_value",
         )
-    return seq
 
 
 async def paginate(
@@ -57,22 +63,35 @@ async def paginate(
     model: type[M],
     scope: Sequence[ColumnElement[bool]],
     query: ListQuery,
-) -> Page[M]:
-    """One page of ``model`` rows matching ``scope`` in ``query.order``, plus ``has_more``."""
+    *,
+    on_empty: Callable[[], Awaitable[object]] | None = None,
+) -> Page[Any]:
+    """One page of ``model`` rows matching ``scope`` in ``query.order``, plus ``has_more``.
+
+    One statement on the hot path: cursors are scalar subqueries. Only an empty page costs more:
+    ``on_empty`` (e.g. "does the thread exist?") runs, then unknown cursors are reported.
+    """
     where = list(scope)
-    if query.after:
-        s = await _cursor_seq(session, model, scope, query.after, "after")
-        where.append(model.seq < s if query.order == "desc" else model.seq > s)
-    if query.before:
-        s = await _cursor_seq(session, model, scope, query.before, "before")
-        where.append(model.seq > s if query.order == "desc" else model.seq < s)
+    cursors = [(c, p) for c, p in ((query.after, "after"), (query.before, "before")) if c]
+    for cursor, param in cursors:
+        seq = select(model.seq).where(model.id == cursor, *scope).scalar_subquery()
+        older = (param == "after") == (query.order == "desc")
+        where.append(model.seq < seq if older else model.seq > seq)
     # With only `before`, walk backwards from the cursor so the page is the one right before it.
     backwards = bool(query.before) and not query.after
     ascending = (query.order == "asc") != backwards
     stmt = (
-        select(model).where(*where).order_by(model.seq.asc() if ascending else model.seq.desc()).limit(query.limit + 1)
+        select(*row_columns(model))
+        .where(*where)
+        .order_by(model.seq.asc() if ascending else model.seq.desc())
+        .limit(query.limit + 1)
     )
-    rows = list((await session.scalars(stmt)).all())
+    rows = list((await session.execute(stmt)).all())
+    if not rows:
+        if on_empty is not None:
+            await on_empty()
+        for cursor, param in cursors:
+            await _require_cursor(session, model, scope, cursor, param)
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if backwards:

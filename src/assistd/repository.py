@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.base import ObjectMixin
-from assistd.pagination import ListQuery, Page, paginate
+from assistd.pagination import ListQuery, Page, paginate, row_columns
 
 M = TypeVar("M", bound=ObjectMixin)
 
@@ -30,8 +30,26 @@ class RepositoryBase(Generic[M]):
         )
         return row
 
-    async def list(self, query: ListQuery, *extra: ColumnElement[bool]) -> Page[M]:
-        return await paginate(self.session, self.model, [*self.scope(), *extra], query)
+    async def get_row(self, object_id: str, *extra: ColumnElement[bool]) -> Any | None:
+        """A read-only row (attribute names as on the ORM class), lighter than ``get``."""
+        result = await self.session.execute(
+            select(*row_columns(self.model)).where(self.model.id == object_id, *self.scope(), *extra)
+        )
+        return result.first()
+
+    async def exists(self, object_id: str) -> bool:
+        return (
+            await self.session.scalar(select(self.model.seq).where(self.model.id == object_id, *self.scope()))
+            is not None
+        )
+
+    async def list(
+        self,
+        query: ListQuery,
+        *extra: ColumnElement[bool],
+        on_empty: Callable[[], Awaitable[object]] | None = None,
+    ) -> Page[Any]:
+        return await paginate(self.session, self.model, [*self.scope(), *extra], query, on_empty=on_empty)
 
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:

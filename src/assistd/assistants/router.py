@@ -8,13 +8,13 @@ from assistd.assistants.protocol import (
     ModifyAssistantRequest,
     to_object,
 )
-from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
+from assistd.deps import ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
 from assistd.routing import api_router
 
-router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"])
 
 
 @router.post("/assistants", operation_id="createAssistant")
@@ -32,7 +32,7 @@ async def list_assistants(query: ListQueryDep, session: ReadSessionDep, project:
 @router.get("/assistants/{assistant_id}", operation_id="getAssistant")
 async def get_assistant(assistant_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
     """Retrieves an assistant."""
-    return json_response(to_object(await service.get_assistant(session, project, assistant_id)))
+    return json_response(to_object(await service.retrieve_assistant(session, project, assistant_id)))
 
 
 @router.post("/assistants/{assistant_id}", operation_id="modifyAssistant")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants.protocol import CreateAssistantRequest, ModifyAssistantRequest
@@ -49,7 +51,16 @@ async def get_assistant(session: AsyncSession, project_id: str, assistant_id: st
     return row
 
 
-async def list_assistants(session: AsyncSession, project_id: str, query: ListQuery) -> Page[Assistant]:
+async def retrieve_assistant(session: AsyncSession, project_id: str, assistant_id: str) -> Any:
+    """Read-only row for GET (lighter than the ORM entity)."""
+    check_id("assistant", assistant_id, "assistant_id")
+    row = await AssistantRepository(session, project_id).get_row(assistant_id)
+    if row is None:
+        raise not_found("assistant", assistant_id)
+    return row
+
+
+async def list_assistants(session: AsyncSession, project_id: str, query: ListQuery) -> Page[Any]:
     return await AssistantRepository(session, project_id).list(query)
 
 

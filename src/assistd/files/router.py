@@ -11,14 +11,14 @@ from urllib.parse import quote
 from fastapi import Query, Request
 from starlette.responses import StreamingResponse
 
-from assistd.deps import AUTH, ProjectDep, ReadSessionDep, StateDep
+from assistd.deps import ProjectDep, ReadSessionDep, StateDep
 from assistd.files import service
 from assistd.files.protocol import deleted_object, to_object
 from assistd.http import JSONResponse, json_response
 from assistd.pagination import ListQuery, list_object
 from assistd.routing import api_router
 
-router = api_router(tags=["Files"], dependencies=AUTH)
+router = api_router(tags=["Files"])
 
 MAX_LIST_LIMIT = 10_000
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
+from assistd.deps import ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.messages import service
@@ -18,7 +18,7 @@ from assistd.messages.protocol import (
 from assistd.pagination import list_object
 from assistd.routing import api_router
 
-router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"])
 
 
 @router.post("/threads/{thread_id}/messages", operation_id="createMessage")
@@ -48,7 +48,7 @@ async def list_messages(
 @router.get("/threads/{thread_id}/messages/{message_id}", operation_id="getMessage")
 async def get_message(thread_id: str, message_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
     """Retrieve a message."""
-    return json_response(to_object(await service.get_message(session, project, thread_id, message_id)))
+    return json_response(to_object(await service.retrieve_message(session, project, thread_id, message_id)))
 
 
 @router.post("/threads/{thread_id}/messages/{message_id}", operation_id="modifyMessage")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.messages.builder import build_message
@@ -11,17 +13,17 @@ from assistd.messages.protocol import (
     file_refs,
 )
 from assistd.messages.repository import MessageRepository
-from assistd.models import Message, Thread
+from assistd.models import Message
 from assistd.pagination import ListQuery, Page
 from assistd.references import check_id, not_found, require_files
-from assistd.threads.service import get_thread
+from assistd.threads.service import require_thread
 from assistd.timeutil import now
 
 
 async def create_message(session: AsyncSession, project_id: str, thread_id: str, body: CreateMessageRequest) -> Message:
-    thread: Thread = await get_thread(session, project_id, thread_id)
+    await require_thread(session, project_id, thread_id)
     await require_files(session, project_id, file_refs(body))
-    row = build_message(project_id, thread.id, body, now())
+    row = build_message(project_id, thread_id, body, now())
     session.add(row)
     await session.flush()
     return row
@@ -33,12 +35,13 @@ async def list_messages(
     thread_id: str,
     query: ListQuery,
     run_id: str | None,
-) -> Page[Message]:
-    await get_thread(session, project_id, thread_id)
+) -> Page[Any]:
+    check_id("thread", thread_id, "thread_id")
     repo = MessageRepository(session, project_id, thread_id)
-    if run_id:
-        return await repo.list(query, Message.run_id == run_id)
-    return await repo.list(query)
+    # Messages carry their thread's project, so a non-empty page proves the thread is the
+    # caller's; only an empty page needs the thread looked up (for its 404).
+    extra = [Message.run_id == run_id] if run_id else []
+    return await repo.list(query, *extra, on_empty=lambda: require_thread(session, project_id, thread_id))
 
 
 async def get_message(session: AsyncSession, project_id: str, thread_id: str, message_id: str) -> Message:
@@ -47,7 +50,18 @@ async def get_message(session: AsyncSession, project_id: str, thread_id: str, me
     row = await MessageRepository(session, project_id, thread_id).get(message_id)
     if row is None:
         # Distinguish a missing thread from a missing message, as the real API did.
-        await get_thread(session, project_id, thread_id)
+        await require_thread(session, project_id, thread_id)
+        raise not_found("message", message_id)
+    return row
+
+
+async def retrieve_message(session: AsyncSession, project_id: str, thread_id: str, message_id: str) -> Any:
+    """Read-only row for GET."""
+    check_id("thread", thread_id, "thread_id")
+    check_id("message", message_id, "message_id")
+    row = await MessageRepository(session, project_id, thread_id).get_row(message_id)
+    if row is None:
+        await require_thread(session, project_id, thread_id)
         raise not_found("message", message_id)
     return row
 
@@ -70,5 +84,5 @@ async def delete_message(session: AsyncSession, project_id: str, thread_id: str,
     check_id("thread", thread_id, "thread_id")
     check_id("message", message_id, "message_id")
     if not await MessageRepository(session, project_id, thread_id).delete_by_id(message_id):
-        await get_thread(session, project_id, thread_id)
+        await require_thread(session, project_id, thread_id)
         raise not_found("message", message_id)

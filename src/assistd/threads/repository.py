@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement
 
 from assistd.models import Thread
@@ -10,7 +12,7 @@ from assistd.repository import RepositoryBase
 class ThreadRepository(RepositoryBase[Thread]):
     model = Thread
 
-    async def list_matching(self, query: ListQuery, metadata: dict[str, str]) -> Page[Thread]:
+    async def list_matching(self, query: ListQuery, metadata: dict[str, str]) -> Page[Any]:
         """Threads whose metadata holds every given key with the given value."""
         extra: list[ColumnElement[bool]] = [Thread.metadata_[k].as_string() == v for k, v in metadata.items()]
         return await self.list(query, *extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Body, Request
 
-from assistd.deps import AUTH_BETA, ProjectDep, ReadSessionDep, WriteSessionDep
+from assistd.deps import ProjectDep, ReadSessionDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
@@ -12,7 +12,7 @@ from assistd.routing import api_router
 from assistd.threads import service
 from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest, to_object
 
-router = api_router(tags=["Assistants"], dependencies=AUTH_BETA)
+router = api_router(tags=["Assistants"])
 
 
 @router.post("/threads", operation_id="createThread")
@@ -41,7 +41,7 @@ async def list_threads(
 @router.get("/threads/{thread_id}", operation_id="getThread")
 async def get_thread(thread_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
     """Retrieves a thread."""
-    return json_response(to_object(await service.get_thread(session, project, thread_id)))
+    return json_response(to_object(await service.retrieve_thread(session, project, thread_id)))
 
 
 @router.post("/threads/{thread_id}", operation_id="modifyThread")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.errors import InvalidRequestError
@@ -51,6 +53,22 @@ async def get_thread(session: AsyncSession, project_id: str, thread_id: str) -> 
     return row
 
 
+async def retrieve_thread(session: AsyncSession, project_id: str, thread_id: str) -> Any:
+    """Read-only row for GET."""
+    check_id("thread", thread_id, "thread_id")
+    row = await ThreadRepository(session, project_id).get_row(thread_id)
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+async def require_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
+    """404 unless the thread exists in this project (an index probe, nothing loaded)."""
+    check_id("thread", thread_id, "thread_id")
+    if not await ThreadRepository(session, project_id).exists(thread_id):
+        raise not_found("thread", thread_id)
+
+
 async def modify_thread(session: AsyncSession, project_id: str, thread_id: str, body: ModifyThreadRequest) -> Thread:
     row = await get_thread(session, project_id, thread_id)
     given = body.model_fields_set
@@ -72,9 +90,7 @@ async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) 
     await MessageRepository(session, project_id, thread_id).delete_all()
 
 
-async def list_threads(
-    session: AsyncSession, project_id: str, query: ListQuery, metadata: dict[str, str]
-) -> Page[Thread]:
+async def list_threads(session: AsyncSession, project_id: str, query: ListQuery, metadata: dict[str, str]) -> Page[Any]:
     if len(metadata) > METADATA_MAX_PAIRS:
         raise InvalidRequestError(
             f"Invalid 'metadata': at most {METADATA_MAX_PAIRS} metadata filters are allowed.",

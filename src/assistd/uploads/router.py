@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from assistd.deps import AUTH, ProjectDep, StateDep, WriteSessionDep
+from assistd.deps import ProjectDep, StateDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.routing import api_router
 from assistd.timeutil import now
 from assistd.uploads import service
 from assistd.uploads.protocol import CompleteUploadRequest, CreateUploadRequest, part_to_object, to_object
 
-router = api_router(tags=["Uploads"], dependencies=AUTH)
+router = api_router(tags=["Uploads"])
 
 
 @router.post("/uploads", operation_id="createUpload")
