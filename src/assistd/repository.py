@@ -20,28 +20,27 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession, project_id: str) -> None:
         self.session = session
         self.project_id = project_id
+        # Table columns, not ORM attributes, in every WHERE: see pagination.row_columns.
+        self.c = self.model.__table__.c
 
     def scope(self) -> list[ColumnElement[bool]]:
-        return [self.model.project_id == self.project_id]
+        return [self.c.project_id == self.project_id]
 
     async def get(self, object_id: str, *extra: ColumnElement[bool]) -> M | None:
         row: M | None = await self.session.scalar(
-            select(self.model).where(self.model.id == object_id, *self.scope(), *extra)
+            select(self.model).where(self.c.id == object_id, *self.scope(), *extra)
         )
         return row
 
     async def get_row(self, object_id: str, *extra: ColumnElement[bool]) -> Any | None:
         """A read-only row (attribute names as on the ORM class), lighter than ``get``."""
         result = await self.session.execute(
-            select(*row_columns(self.model)).where(self.model.id == object_id, *self.scope(), *extra)
+            select(*row_columns(self.model)).where(self.c.id == object_id, *self.scope(), *extra)
         )
         return result.first()
 
     async def exists(self, object_id: str) -> bool:
-        return (
-            await self.session.scalar(select(self.model.seq).where(self.model.id == object_id, *self.scope()))
-            is not None
-        )
+        return await self.session.scalar(select(self.c.seq).where(self.c.id == object_id, *self.scope())) is not None
 
     async def list(
         self,
@@ -54,7 +53,7 @@ class RepositoryBase(Generic[M]):
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
-        rows = await self.session.scalars(select(self.model.id).where(self.model.id.in_(list(ids)), *self.scope()))
+        rows = await self.session.scalars(select(self.c.id).where(self.c.id.in_(list(ids)), *self.scope()))
         return set(rows)
 
     def add(self, row: M) -> M:
@@ -63,6 +62,6 @@ class RepositoryBase(Generic[M]):
 
     async def delete_by_id(self, object_id: str) -> bool:
         result = await self.session.execute(
-            delete(self.model).where(self.model.id == object_id, *self.scope()).returning(self.model.seq)
+            delete(self.model).where(self.c.id == object_id, *self.scope()).returning(self.c.seq)
         )
         return result.first() is not None

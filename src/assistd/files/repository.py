@@ -10,7 +10,8 @@ from assistd.repository import RepositoryBase
 
 def live(t: int) -> ColumnElement[bool]:
     """Not expired at ``t``: an expired file behaves as deleted even before the sweeper runs."""
-    return or_(File.expires_at.is_(None), File.expires_at > t)
+    expires_at = File.__table__.c.expires_at  # table column: keeps read statements Core-only
+    return or_(expires_at.is_(None), expires_at > t)
 
 
 class FileRepository(RepositoryBase[File]):
@@ -23,7 +24,7 @@ class FileRepository(RepositoryBase[File]):
         # (project_id, purpose, seq) / (project_id, seq) indexes; the expiry test is a filter.
         extra = [live(t)]
         if purpose is not None:
-            extra.append(File.purpose == purpose)
+            extra.append(self.c.purpose == purpose)
         return await self.list(query, *extra)
 
     async def delete_live(self, file_id: str, t: int) -> str | None:

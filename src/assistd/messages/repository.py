@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, delete
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import Message
 from assistd.repository import RepositoryBase
@@ -11,15 +12,12 @@ class MessageRepository(RepositoryBase[Message]):
 
     model = Message
 
-    def __init__(self, session, project_id: str, thread_id: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, session: AsyncSession, project_id: str, thread_id: str) -> None:
         super().__init__(session, project_id)
         self.thread_id = thread_id
 
     def scope(self) -> list[ColumnElement[bool]]:
-        return [
-            Message.thread_id == self.thread_id,
-            Message.project_id == self.project_id,
-        ]
+        return [self.c.thread_id == self.thread_id, self.c.project_id == self.project_id]
 
     async def delete_all(self) -> None:
         await self.session.execute(delete(Message).where(*self.scope()))

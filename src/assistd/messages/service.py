@@ -40,7 +40,7 @@ async def list_messages(
     repo = MessageRepository(session, project_id, thread_id)
     # Messages carry their thread's project, so a non-empty page proves the thread is the
     # caller's; only an empty page needs the thread looked up (for its 404).
-    extra = [Message.run_id == run_id] if run_id else []
+    extra = [Message.__table__.c.run_id == run_id] if run_id else []
     return await repo.list(query, *extra, on_empty=lambda: require_thread(session, project_id, thread_id))
 
 

@@ -14,5 +14,5 @@ class ThreadRepository(RepositoryBase[Thread]):
 
     async def list_matching(self, query: ListQuery, metadata: dict[str, str]) -> Page[Any]:
         """Threads whose metadata holds every given key with the given value."""
-        extra: list[ColumnElement[bool]] = [Thread.metadata_[k].as_string() == v for k, v in metadata.items()]
+        extra: list[ColumnElement[bool]] = [self.c.metadata[k].as_string() == v for k, v in metadata.items()]
         return await self.list(query, *extra)
