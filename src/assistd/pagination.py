@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Integer, bindparam, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,53 +49,99 @@ def row_columns(model: type[Any]) -> tuple[Any, ...]:
     return tuple(col.label(attr.key) for attr in sa_inspect(model).column_attrs for col in attr.columns)
 
 
-async def _require_cursor(
-    session: AsyncSession, model: type[M], scope: Sequence[ColumnElement[bool]], cursor: str, param: str
-) -> None:
+def _eq(model: type[Any], keys: tuple[str, ...]) -> list[ColumnElement[bool]]:
     c = model.__table__.c
-    if await session.scalar(select(c.seq).where(c.id == cursor, *scope)) is None:
-        raise InvalidRequestError(
-            f"Invalid '{param}': no object found with id '{cursor}' in this list.",
-            param=param,
-            code="invalid_value",
-        )
+    return [c[k] == bindparam(f"eq_{k}") for k in keys]
+
+
+@cache
+def page_statement(
+    model: type[Any], keys: tuple[str, ...], ascending: bool, after: str | None, before: str | None
+) -> Any:
+    """The page query for one shape of request, built once; values are bound parameters.
+
+    ``after``/``before`` name the comparison (``"<"`` or ``">"``) applied to that cursor's seq, or
+    None when the request has no such cursor. Cursors are scalar subqueries in the same scope.
+    """
+    c = model.__table__.c
+    where = _eq(model, keys)
+    for name, op in (("after", after), ("before", before)):
+        if op is not None:
+            seq = select(c.seq).where(c.id == bindparam(f"{name}_id"), *_eq(model, keys)).scalar_subquery()
+            where.append(c.seq < seq if op == "<" else c.seq > seq)
+    return (
+        select(*row_columns(model))
+        .where(*where)
+        .order_by(c.seq.asc() if ascending else c.seq.desc())
+        .limit(bindparam("page_limit", type_=Integer))
+    )
+
+
+@cache
+def get_statement(model: type[Any], keys: tuple[str, ...]) -> Any:
+    """One row by id within a scope, built once."""
+    c = model.__table__.c
+    return select(*row_columns(model)).where(c.id == bindparam("object_id"), *_eq(model, keys))
+
+
+@cache
+def exists_statement(model: type[Any], keys: tuple[str, ...]) -> Any:
+    c = model.__table__.c
+    return select(c.seq).where(c.id == bindparam("object_id"), *_eq(model, keys))
+
+
+def eq_params(eq: dict[str, Any]) -> dict[str, Any]:
+    return {f"eq_{k}": v for k, v in eq.items()}
 
 
 async def paginate(
     session: AsyncSession,
     model: type[M],
-    scope: Sequence[ColumnElement[bool]],
+    eq: dict[str, Any],
     query: ListQuery,
     *,
+    extra: Sequence[ColumnElement[bool]] = (),
     on_empty: Callable[[], Awaitable[object]] | None = None,
 ) -> Page[Any]:
-    """One page of ``model`` rows matching ``scope`` in ``query.order``, plus ``has_more``.
+    """One page of ``model`` rows where every ``eq`` column equals its value (and ``extra``
+    holds), in ``query.order``, plus ``has_more``.
 
-    One statement on the hot path: cursors are scalar subqueries. Only an empty page costs more:
-    ``on_empty`` (e.g. "does the thread exist?") runs, then unknown cursors are reported.
+    One cached statement on the hot path. Only an empty page costs more: ``on_empty`` (e.g.
+    "does the thread exist?") runs, then unknown cursors are reported as 400s.
     """
-    c = model.__table__.c
-    where = list(scope)
-    cursors = [(c, p) for c, p in ((query.after, "after"), (query.before, "before")) if c]
-    for cursor, param in cursors:
-        seq = select(c.seq).where(c.id == cursor, *scope).scalar_subquery()
-        older = (param == "after") == (query.order == "desc")
-        where.append(c.seq < seq if older else c.seq > seq)
+    keys = tuple(sorted(eq))
+    desc = query.order == "desc"
     # With only `before`, walk backwards from the cursor so the page is the one right before it.
     backwards = bool(query.before) and not query.after
-    ascending = (query.order == "asc") != backwards
-    stmt = (
-        select(*row_columns(model))
-        .where(*where)
-        .order_by(c.seq.asc() if ascending else c.seq.desc())
-        .limit(query.limit + 1)
+    ascending = (not desc) != backwards
+    stmt = page_statement(
+        model,
+        keys,
+        ascending,
+        ("<" if desc else ">") if query.after else None,
+        (">" if desc else "<") if query.before else None,
     )
-    rows = list((await session.execute(stmt)).all())
+    if extra:
+        stmt = stmt.where(*extra)
+    params = eq_params(eq) | {"page_limit": query.limit + 1}
+    if query.after:
+        params["after_id"] = query.after
+    if query.before:
+        params["before_id"] = query.before
+    rows = list((await session.execute(stmt, params)).all())
     if not rows:
         if on_empty is not None:
             await on_empty()
-        for cursor, param in cursors:
-            await _require_cursor(session, model, scope, cursor, param)
+        for cursor, param in ((query.after, "after"), (query.before, "before")):
+            if (
+                cursor
+                and await session.scalar(exists_statement(model, keys), eq_params(eq) | {"object_id": cursor}) is None
+            ):
+                raise InvalidRequestError(
+                    f"Invalid '{param}': no object found with id '{cursor}' in this list.",
+                    param=param,
+                    code="invalid_value",
+                )
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if backwards:

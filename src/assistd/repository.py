@@ -1,4 +1,9 @@
-"""``RepositoryBase``: the queries every resource repository shares. All SQL lives in repositories."""
+"""``RepositoryBase``: the queries every resource repository shares. All SQL lives in repositories.
+
+A repository is bound to a scope: column values every row it touches must have (the project,
+and for messages the thread). Read queries are cached statements with bound parameters, built
+from table columns only (see ``pagination.row_columns``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.base import ObjectMixin
-from assistd.pagination import ListQuery, Page, paginate, row_columns
+from assistd.pagination import ListQuery, Page, eq_params, exists_statement, get_statement, paginate
 
 M = TypeVar("M", bound=ObjectMixin)
 
@@ -20,35 +25,49 @@ class RepositoryBase(Generic[M]):
     def __init__(self, session: AsyncSession, project_id: str) -> None:
         self.session = session
         self.project_id = project_id
-        # Table columns, not ORM attributes, in every WHERE: see pagination.row_columns.
         self.c = self.model.__table__.c
 
+    def scope_values(self) -> dict[str, Any]:
+        """Column values every row of this repository has."""
+        return {"project_id": self.project_id}
+
     def scope(self) -> list[ColumnElement[bool]]:
-        return [self.c.project_id == self.project_id]
+        return [self.c[k] == v for k, v in self.scope_values().items()]
 
     async def get(self, object_id: str, *extra: ColumnElement[bool]) -> M | None:
+        """The ORM entity (for changes)."""
         row: M | None = await self.session.scalar(
             select(self.model).where(self.c.id == object_id, *self.scope(), *extra)
         )
         return row
 
-    async def get_row(self, object_id: str, *extra: ColumnElement[bool]) -> Any | None:
-        """A read-only row (attribute names as on the ORM class), lighter than ``get``."""
+    async def get_row(self, object_id: str) -> Any | None:
+        """A read-only row (attribute names as on the ORM class), much lighter than ``get``."""
+        eq = self.scope_values()
         result = await self.session.execute(
-            select(*row_columns(self.model)).where(self.c.id == object_id, *self.scope(), *extra)
+            get_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
         )
         return result.first()
 
     async def exists(self, object_id: str) -> bool:
-        return await self.session.scalar(select(self.c.seq).where(self.c.id == object_id, *self.scope())) is not None
+        eq = self.scope_values()
+        found = await self.session.scalar(
+            exists_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
+        )
+        return found is not None
 
     async def list(
         self,
         query: ListQuery,
         *extra: ColumnElement[bool],
+        eq: dict[str, Any] | None = None,
         on_empty: Callable[[], Awaitable[object]] | None = None,
     ) -> Page[Any]:
-        return await paginate(self.session, self.model, [*self.scope(), *extra], query, on_empty=on_empty)
+        """A page of rows in scope; ``eq`` adds equality filters (cached statement), ``extra``
+        any other condition."""
+        return await paginate(
+            self.session, self.model, self.scope_values() | (eq or {}), query, extra=extra, on_empty=on_empty
+        )
 
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:

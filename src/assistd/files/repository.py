@@ -22,10 +22,7 @@ class FileRepository(RepositoryBase[File]):
 
     async def list_live(self, query: ListQuery, t: int, purpose: str | None) -> Page[File]:
         # (project_id, purpose, seq) / (project_id, seq) indexes; the expiry test is a filter.
-        extra = [live(t)]
-        if purpose is not None:
-            extra.append(self.c.purpose == purpose)
-        return await self.list(query, *extra)
+        return await self.list(query, live(t), eq={"purpose": purpose} if purpose is not None else None)
 
     async def delete_live(self, file_id: str, t: int) -> str | None:
         """Delete the row; its blob key, or None if there was no live file."""

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete
+from typing import Any
+
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import Message
@@ -16,8 +18,8 @@ class MessageRepository(RepositoryBase[Message]):
         super().__init__(session, project_id)
         self.thread_id = thread_id
 
-    def scope(self) -> list[ColumnElement[bool]]:
-        return [self.c.thread_id == self.thread_id, self.c.project_id == self.project_id]
+    def scope_values(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "project_id": self.project_id}
 
     async def delete_all(self) -> None:
         await self.session.execute(delete(Message).where(*self.scope()))

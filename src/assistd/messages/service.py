@@ -40,8 +40,8 @@ async def list_messages(
     repo = MessageRepository(session, project_id, thread_id)
     # Messages carry their thread's project, so a non-empty page proves the thread is the
     # caller's; only an empty page needs the thread looked up (for its 404).
-    extra = [Message.__table__.c.run_id == run_id] if run_id else []
-    return await repo.list(query, *extra, on_empty=lambda: require_thread(session, project_id, thread_id))
+    eq = {"run_id": run_id} if run_id else None
+    return await repo.list(query, eq=eq, on_empty=lambda: require_thread(session, project_id, thread_id))
 
 
 async def get_message(session: AsyncSession, project_id: str, thread_id: str, message_id: str) -> Message:
