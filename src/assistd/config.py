@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted without a DB look-up.",
     )
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    fast_reads: bool = Field(
+        default=True, description="Run hot read queries directly on the driver (see db/fastread.py)."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -94,6 +94,22 @@ def eq_params(eq: dict[str, Any]) -> dict[str, Any]:
     return {f"eq_{k}": v for k, v in eq.items()}
 
 
+async def first(session: AsyncSession, stmt: Any, params: dict[str, Any]) -> Any | None:
+    """First row of a cached statement: on the fast reader in read-only sessions."""
+    fast = session.info.get("fast")
+    if fast is not None:
+        return await fast.first(stmt, params)
+    return (await session.execute(stmt, params)).first()
+
+
+async def _all(session: AsyncSession, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    fast = session.info.get("fast")
+    if fast is not None:
+        rows: list[Any] = await fast.all(stmt, params)
+        return rows
+    return list((await session.execute(stmt, params)).all())
+
+
 async def paginate(
     session: AsyncSession,
     model: type[M],
@@ -121,21 +137,22 @@ async def paginate(
         ("<" if desc else ">") if query.after else None,
         (">" if desc else "<") if query.before else None,
     )
-    if extra:
-        stmt = stmt.where(*extra)
     params = eq_params(eq) | {"page_limit": query.limit + 1}
     if query.after:
         params["after_id"] = query.after
     if query.before:
         params["before_id"] = query.before
-    rows = list((await session.execute(stmt, params)).all())
+    if extra:  # not a cached shape: through the session
+        rows = list((await session.execute(stmt.where(*extra), params)).all())
+    else:
+        rows = await _all(session, stmt, params)
     if not rows:
         if on_empty is not None:
             await on_empty()
         for cursor, param in ((query.after, "after"), (query.before, "before")):
             if (
                 cursor
-                and await session.scalar(exists_statement(model, keys), eq_params(eq) | {"object_id": cursor}) is None
+                and await first(session, exists_statement(model, keys), eq_params(eq) | {"object_id": cursor}) is None
             ):
                 raise InvalidRequestError(
                     f"Invalid '{param}': no object found with id '{cursor}' in this list.",

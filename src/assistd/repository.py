@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.base import ObjectMixin
-from assistd.pagination import ListQuery, Page, eq_params, exists_statement, get_statement, paginate
+from assistd.pagination import ListQuery, Page, eq_params, exists_statement, first, get_statement, paginate
 
 M = TypeVar("M", bound=ObjectMixin)
 
@@ -44,15 +44,14 @@ class RepositoryBase(Generic[M]):
     async def get_row(self, object_id: str) -> Any | None:
         """A read-only row (attribute names as on the ORM class), much lighter than ``get``."""
         eq = self.scope_values()
-        result = await self.session.execute(
-            get_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
+        return await first(
+            self.session, get_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
         )
-        return result.first()
 
     async def exists(self, object_id: str) -> bool:
         eq = self.scope_values()
-        found = await self.session.scalar(
-            exists_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
+        found = await first(
+            self.session, exists_statement(self.model, tuple(sorted(eq))), eq_params(eq) | {"object_id": object_id}
         )
         return found is not None
 

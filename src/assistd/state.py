@@ -30,6 +30,8 @@ class AppState:
     async def start(cls, settings: Settings, *, background: bool = True) -> AppState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        if settings.fast_reads:
+            await db.start_fast_reader()
         async with db.session(write=True) as s:
             await ensure_project(s, DEFAULT_PROJECT_NAME)
         state = cls(

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from assistd.db.fastread import FastReader, PostgresFastReader, SQLiteFastReader
+
 _IMMEDIATE = "assistd_begin_immediate"
 _NO_BEGIN = "assistd_no_begin"
 
@@ -83,10 +85,27 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
+        self.pool_size = pool_size
         self.engine = create_engine(url, pool_size=pool_size)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Read-only sessions: no BEGIN on SQLite, AUTOCOMMIT on PostgreSQL, set on the engine so
+        # a connection is only checked out if the session actually runs a statement.
+        read_options: dict[str, Any] = {_NO_BEGIN: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
+        )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.fast: FastReader | None = None
+
+    async def start_fast_reader(self) -> None:
+        """Hot read statements straight on the driver (see db/fastread.py)."""
+        if self.is_sqlite:
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                self.fast = SQLiteFastReader(path, self.engine.dialect)
+        else:
+            self.fast = await PostgresFastReader.connect(self.url, self.engine.dialect, self.pool_size)
 
     @asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
@@ -102,13 +121,11 @@ class Database:
 
     @asynccontextmanager
     async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session:
+        async with (self.sessionmaker if write else self.read_sessionmaker)() as session:
             if write and self.is_sqlite:
                 await session.connection(execution_options={_IMMEDIATE: True})
-            elif not write:
-                await session.connection(
-                    execution_options={_NO_BEGIN: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
-                )
+            if not write and self.fast is not None:
+                session.info["fast"] = self.fast
             try:
                 yield session
                 if write:
@@ -118,4 +135,7 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
+        if self.fast is not None:
+            await self.fast.close()
+            self.fast = None
         await self.engine.dispose()
