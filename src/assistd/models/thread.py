@@ -19,7 +19,7 @@ class Thread(ObjectMixin, Base):
 class Message(ObjectMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_thread_seq", "thread_id", "seq"),
+        Index("ix_messages_thread_project_seq", "thread_id", "project_id", "seq"),
         Index("ix_messages_run_seq", "run_id", "seq"),
     )
 
