@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -19,13 +20,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate to ``revision``. Safe to call from inside a running event loop (runs in a thread)."""
+def _in_thread(fn: Callable[[], None]) -> None:
+    """Alembic's env.py runs its own event loop; run it on a thread so callers may be async."""
     errors: list[BaseException] = []
 
     def _run() -> None:
         try:
-            command.upgrade(alembic_config(url), revision)
+            fn()
         except BaseException as exc:
             errors.append(exc)
 
@@ -34,3 +35,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     t.join()
     if errors:
         raise errors[0]
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate up to ``revision``. Safe to call from inside a running event loop."""
+    _in_thread(lambda: command.upgrade(alembic_config(url), revision))
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate down to ``revision`` (``"base"`` drops everything)."""
+    _in_thread(lambda: command.downgrade(alembic_config(url), revision))

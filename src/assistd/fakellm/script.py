@@ -179,7 +179,9 @@ class Usage:
         m = _mapping(data, where)
         _keys(m, {"prompt_tokens", "completion_tokens"}, where)
         return cls(
-            prompt_tokens=None if m.get("prompt_tokens") is None else _int(m["prompt_tokens"], f"{where}.prompt_tokens"),
+            prompt_tokens=None
+            if m.get("prompt_tokens") is None
+            else _int(m["prompt_tokens"], f"{where}.prompt_tokens"),
             completion_tokens=None
             if m.get("completion_tokens") is None
             else _int(m["completion_tokens"], f"{where}.completion_tokens"),
@@ -256,9 +258,7 @@ def message_text(message: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part
-        )
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part)
     return ""
 
 
@@ -496,9 +496,7 @@ def parse_script_text(text: str, *, fmt: str | None = None) -> Script:
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML is present in the test environment
-        raise ScriptError(
-            "this script is not valid JSON, and YAML scripts need PyYAML (pip install pyyaml)"
-        ) from None
+        raise ScriptError("this script is not valid JSON, and YAML scripts need PyYAML (pip install pyyaml)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,0 +1,61 @@
+"""One Alembic migration set serves both databases: up, no drift from the models, down, up."""
+
+from __future__ import annotations
+
+import os
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from assistd.db.migrate import downgrade, upgrade
+from assistd.models import Base
+from tests.conftest import PG_DEFAULT, _create_pg_database, _drop_pg_database
+
+
+def _check(url: str, sync_url: str) -> None:
+    upgrade(url)
+    engine = create_engine(sync_url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            assert {"assistants", "threads", "messages", "files", "uploads", "api_keys"} <= set(
+                inspect(conn).get_table_names()
+            )
+        downgrade(url, "base")
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+        upgrade(url)
+        with engine.connect() as conn:
+            assert "messages" in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+
+
+async def test_round_trip(tmp_path) -> None:
+    backend = os.environ.get("ASSISTD_TEST_DATABASE", "sqlite")
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+        _check(url, f"sqlite:///{tmp_path / 'm.db'}")
+        return
+    server = PG_DEFAULT if backend == "postgres" else backend
+    url, name = await _create_pg_database(server)
+    try:
+        # The sync inspection uses asyncpg through SQLAlchemy's async engine run synchronously.
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        upgrade(url)
+        eng = create_async_engine(url)
+        try:
+            async with eng.connect() as conn:
+                diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+                assert diff == []
+            downgrade(url, "base")
+            async with eng.connect() as conn:
+                tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+                assert tables <= {"alembic_version"}
+            upgrade(url)
+        finally:
+            await eng.dispose()
+    finally:
+        await _drop_pg_database(server, name)
