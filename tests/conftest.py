@@ -47,36 +47,32 @@ def pytest_report_header() -> str:
     return f"assistd test database: {_backend()}"
 
 
-async def _create_pg_database(server_url: str) -> tuple[str, str]:
+async def _admin(server_url: str):  # -> asyncpg.Connection
     import asyncpg
 
     url = make_url(server_url)
-    name = f"assistd_test_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(
+    return await asyncpg.connect(
         host=url.host or "127.0.0.1",
         port=url.port or 5432,
         user=url.username or "postgres",
         password=url.password,
         database=url.database or "postgres",
     )
+
+
+async def _create_pg_database(server_url: str) -> tuple[str, str]:
+    """A fresh database on the server: ``(its SQLAlchemy URL, its name)``."""
+    name = f"assistd_test_{uuid.uuid4().hex[:10]}"
+    conn = await _admin(server_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False), name
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), name
 
 
 async def _drop_pg_database(server_url: str, name: str) -> None:
-    import asyncpg
-
-    url = make_url(server_url)
-    conn = await asyncpg.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        database=url.database or "postgres",
-    )
+    conn = await _admin(server_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

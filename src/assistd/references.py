@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,8 @@ from assistd.ids import PREFIXES
 from assistd.models import File
 from assistd.protocol import CreateToolResources, ToolResources
 from assistd.timeutil import now
+
+T = TypeVar("T")
 
 _WORDS = {
     "assistant": "asst",
@@ -40,6 +43,13 @@ def not_found(kind: str, object_id: str) -> NotFoundError:
     if kind == "upload":
         return NotFoundError(f"No such Upload object: {object_id}", param="upload_id")
     return NotFoundError(f"No {kind.replace('_', ' ')} found with id '{object_id}'.")
+
+
+def or_404(row: T | None, kind: str, object_id: str) -> T:
+    """``row``, or the real API's 404 for ``kind``."""
+    if row is None:
+        raise not_found(kind, object_id)
+    return row
 
 
 async def require_files(session: AsyncSession, project_id: str, refs: Sequence[tuple[str, str]]) -> None:

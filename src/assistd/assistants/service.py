@@ -16,7 +16,7 @@ from assistd.protocol import (
     tool_resources_to_object,
     tool_to_object,
 )
-from assistd.references import check_id, check_tool_resources, not_found
+from assistd.references import check_id, check_tool_resources, not_found, or_404
 from assistd.timeutil import now
 
 
@@ -45,19 +45,13 @@ async def create_assistant(session: AsyncSession, project_id: str, body: CreateA
 
 async def get_assistant(session: AsyncSession, project_id: str, assistant_id: str) -> Assistant:
     check_id("assistant", assistant_id, "assistant_id")
-    row = await AssistantRepository(session, project_id).get(assistant_id)
-    if row is None:
-        raise not_found("assistant", assistant_id)
-    return row
+    return or_404(await AssistantRepository(session, project_id).get(assistant_id), "assistant", assistant_id)
 
 
 async def retrieve_assistant(session: AsyncSession, project_id: str, assistant_id: str) -> Any:
     """Read-only row for GET (lighter than the ORM entity)."""
     check_id("assistant", assistant_id, "assistant_id")
-    row = await AssistantRepository(session, project_id).get_row(assistant_id)
-    if row is None:
-        raise not_found("assistant", assistant_id)
-    return row
+    return or_404(await AssistantRepository(session, project_id).get_row(assistant_id), "assistant", assistant_id)
 
 
 async def list_assistants(session: AsyncSession, project_id: str, query: ListQuery) -> Page[Any]:

@@ -19,7 +19,7 @@ from assistd.protocol import (
     METADATA_MAX_VALUE,
     tool_resources_to_object,
 )
-from assistd.references import check_id, check_tool_resources, not_found, require_files
+from assistd.references import check_id, check_tool_resources, not_found, or_404, require_files
 from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest
 from assistd.threads.repository import ThreadRepository
 from assistd.timeutil import now
@@ -47,19 +47,13 @@ async def create_thread(session: AsyncSession, project_id: str, body: CreateThre
 
 async def get_thread(session: AsyncSession, project_id: str, thread_id: str) -> Thread:
     check_id("thread", thread_id, "thread_id")
-    row = await ThreadRepository(session, project_id).get(thread_id)
-    if row is None:
-        raise not_found("thread", thread_id)
-    return row
+    return or_404(await ThreadRepository(session, project_id).get(thread_id), "thread", thread_id)
 
 
 async def retrieve_thread(session: AsyncSession, project_id: str, thread_id: str) -> Any:
     """Read-only row for GET."""
     check_id("thread", thread_id, "thread_id")
-    row = await ThreadRepository(session, project_id).get_row(thread_id)
-    if row is None:
-        raise not_found("thread", thread_id)
-    return row
+    return or_404(await ThreadRepository(session, project_id).get_row(thread_id), "thread", thread_id)
 
 
 async def require_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
