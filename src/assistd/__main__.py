@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (kc, kl, kr):
         _common(p)
     keys.set_defaults(func=cmd_keys)
+
+    from assistd.fakellm.cli import configure_parser, run
+
+    fake = sub.add_parser("fake-llm", help="serve a scripted fake upstream model (OpenAI chat completions)")
+    configure_parser(fake)
+    fake.set_defaults(func=run)
     return parser
 
 

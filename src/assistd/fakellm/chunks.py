@@ -199,7 +199,12 @@ def tool_call_deltas(calls: tuple[PlannedCall, ...], options: Options) -> list[l
         frags = split_text(call.arguments, options.arguments_chunk_size, "chars")
         if whole:
             entries = [
-                {"index": i, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                {
+                    "index": i,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
             ]
         elif options.arguments_before_name:
             entries = [
@@ -216,7 +221,11 @@ def tool_call_deltas(calls: tuple[PlannedCall, ...], options: Options) -> list[l
             del entries[0]["id"]
             if options.tool_call_id == "missing_first" and len(entries) > 1:
                 second = entries[1]
-                entries[1] = {"index": second["index"], "id": call.id, **{k: v for k, v in second.items() if k != "index"}}
+                entries[1] = {
+                    "index": second["index"],
+                    "id": call.id,
+                    **{k: v for k, v in second.items() if k != "index"},
+                }
         for entry in entries:
             if options.tool_call_index == "missing":
                 del entry["index"]

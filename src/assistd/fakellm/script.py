@@ -26,6 +26,7 @@ __all__ = [
     "ToolCall",
     "Turn",
     "Usage",
+    "as_script",
     "load_script",
     "parse_script_text",
 ]
@@ -483,6 +484,15 @@ def parse_turns(items: Iterable[Any], start: int = 0) -> tuple[Turn, ...]:
     return tuple(Turn.parse(item, f"turns[{i}]") for i, item in enumerate(items, start))
 
 
+def as_script(value: Any) -> Script:
+    """A :class:`Script` from a Script, its dict/list form, None (echo everything) or a file path."""
+    if isinstance(value, Script):
+        return value
+    if isinstance(value, str | Path):
+        return load_script(value)
+    return Script.parse(value)
+
+
 def parse_script_text(text: str, *, fmt: str | None = None) -> Script:
     """A script from JSON or YAML text. ``fmt``: ``"json"``, ``"yaml"`` or None (JSON, else YAML)."""
     if fmt not in (None, "json", "yaml"):
@@ -495,7 +505,7 @@ def parse_script_text(text: str, *, fmt: str | None = None) -> Script:
                 raise ScriptError(f"invalid JSON: {exc}") from None
     try:
         import yaml
-    except ImportError:  # pragma: no cover - PyYAML is present in the test environment
+    except ImportError:
         raise ScriptError("this script is not valid JSON, and YAML scripts need PyYAML (pip install pyyaml)") from None
     try:
         data = yaml.safe_load(text)
