@@ -32,6 +32,7 @@ from assistd.app import create_app
 from assistd.auth import create_key
 from assistd.config import Settings
 from assistd.db.migrate import upgrade
+from assistd.fakellm import FakeLLM
 from assistd.state import AppState
 from tests.spec import validate, validate_response
 
@@ -102,8 +103,40 @@ def make_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settin
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(tmp_path_factory.mktemp("data"), database_url, max_upload_bytes=2 * 1024 * 1024)
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    """The scripted upstream every run in the suite talks to (a real HTTP server)."""
+    async with FakeLLM() as llm:
+        yield llm
+
+
+# Models named fast-* reach the same fake with quick retries and a short stall timeout, so
+# fault tests finish in well under a second.
+FAST_ROUTES = (
+    '[{"pattern": "fast-*", "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, '
+    '"read_timeout_seconds": 0.5, "max_retries": 2}, '
+    '{"pattern": "unreachable-*", "base_url": "http://127.0.0.1:9/v1", "backoff_base_seconds": 0.01, '
+    '"backoff_max_seconds": 0.05, "connect_timeout_seconds": 1, "max_retries": 2}]'
+)
+
+
+@pytest.fixture(scope="session")
+async def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        database_url,
+        max_upload_bytes=2 * 1024 * 1024,
+        upstream_base_url=fake_llm.base_url,
+        upstream_routes=FAST_ROUTES,
+        run_lease_seconds=5,
+    )
+
+
+@pytest.fixture
+def llm(fake_llm: FakeLLM) -> FakeLLM:
+    """The fake upstream with an empty script (echo by default) and an empty request log."""
+    fake_llm.reset()
+    fake_llm.clear_requests()
+    return fake_llm
 
 
 @pytest.fixture(scope="session")

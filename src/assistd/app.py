@@ -16,6 +16,7 @@ from assistd.files.router import router as files_router
 from assistd.http import json_response
 from assistd.messages.router import router as messages_router
 from assistd.middleware import AccessMiddleware, RequestIdMiddleware
+from assistd.runs.router import router as runs_router
 from assistd.state import AppState
 from assistd.threads.router import router as threads_router
 from assistd.uploads.router import router as uploads_router
@@ -63,8 +64,10 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
     async def health() -> object:
         return json_response({"status": "ok", "version": __version__})
 
+    # runs before threads: POST /threads/runs must not match POST /threads/{thread_id}
     for r in (
         assistants_router,
+        runs_router,
         threads_router,
         messages_router,
         files_router,

@@ -152,7 +152,7 @@ async def list_keys(session: AsyncSession) -> list[tuple[ApiKey, str]]:
     rows = await session.execute(
         select(ApiKey, Project.name).join(Project, Project.id == ApiKey.project_id).order_by(ApiKey.seq)
     )
-    return [(k, pname) for k, pname in rows.tuples()]
+    return [(r[0], r[1]) for r in rows]
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> bool:

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted without a DB look-up.",
     )
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    upstream_base_url: str = Field(
+        default="http://127.0.0.1:11434/v1", description="The default upstream (any OpenAI-compatible /v1)."
+    )
+    upstream_api_key: str | None = Field(default=None, repr=False)
+    upstream_routes: str | None = Field(
+        default=None,
+        description="JSON list of routes from model-name patterns to upstreams: "
+        '[{"pattern": "gpt-*", "base_url": "https://api.openai.com/v1", "api_key": "sk-…", "context_window": 128000}]',
+    )
+    executor: bool = Field(default=True, description="Execute runs in this process.")
+    executor_concurrency: int = Field(default=32, ge=1, description="Runs executed at once per process.")
+    run_lease_seconds: float = Field(default=30.0, gt=0)
     fast_reads: bool = Field(
         default=True, description="Run hot read queries directly on the driver (see db/fastread.py)."
     )

@@ -7,11 +7,18 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from assistd.auth import DEFAULT_PROJECT_NAME, Authenticator, ensure_project
 from assistd.config import Settings
 from assistd.db.session import Database
+from assistd.llm.client import LLMClient
+from assistd.llm.config import UpstreamConfig
+from assistd.runs.events import RunEventBus
 from assistd.storage.local import LocalBlobStore
+
+if TYPE_CHECKING:
+    from assistd.executor.worker import Executor
 
 log = logging.getLogger("assistd")
 
@@ -24,10 +31,14 @@ class AppState:
     db: Database
     blobs: LocalBlobStore
     auth: Authenticator
+    bus: RunEventBus
+    llm: LLMClient
+    executor: Executor | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
-    async def start(cls, settings: Settings, *, background: bool = True) -> AppState:
+    async def start(cls, settings: Settings, *, background: bool = True, executor: bool | None = None) -> AppState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         if settings.fast_reads:
@@ -39,12 +50,31 @@ class AppState:
             db=db,
             blobs=LocalBlobStore(settings.files_dir),
             auth=Authenticator(db, settings.auth_cache_seconds),
+            bus=RunEventBus(),
+            llm=LLMClient(
+                UpstreamConfig.from_env_values(
+                    settings.upstream_base_url, settings.upstream_api_key, settings.upstream_routes
+                )
+            ),
         )
+        if settings.executor if executor is None else executor:
+            from assistd.executor.worker import Executor
+
+            state.executor = Executor(
+                state, concurrency=settings.executor_concurrency, lease_seconds=settings.run_lease_seconds
+            )
+            state.executor.start()
         if background:
             from assistd.files.service import sweep_expired
 
             state.every(settings.sweep_interval_seconds, sweep_expired)
         return state
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it is done."""
+        task = asyncio.create_task(coro)
+        self.spawned.add(task)
+        task.add_done_callback(self.spawned.discard)
 
     def every(self, seconds: float, job: Periodic) -> None:
         async def _loop() -> None:
@@ -60,10 +90,16 @@ class AppState:
         self.tasks.append(asyncio.create_task(_loop(), name=f"assistd-{getattr(job, '__name__', 'job')}"))
 
     async def stop(self) -> None:
+        if self.executor is not None:
+            await self.executor.stop()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks.clear()
+        for t in list(self.spawned):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.llm.aclose()
         await self.db.dispose()

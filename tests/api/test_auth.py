@@ -33,7 +33,9 @@ class TestKeyedMode:
 
     async def test_revoked_key_stops_working(self, settings, state) -> None:
         # A second process-like app with no auth cache, over the same database.
-        st = await AppState.start(settings.model_copy(update={"auth_cache_seconds": 0}), background=False)
+        st = await AppState.start(
+            settings.model_copy(update={"auth_cache_seconds": 0}), background=False, executor=False
+        )
         try:
             async with st.db.session(write=True) as s:
                 key, row, _ = await create_key(s, "revoke-me")
@@ -60,7 +62,7 @@ class TestLocalMode:
         url = f"sqlite+aiosqlite:///{tmp_path / 'local.db'}"
         upgrade(url)
         settings = make_settings(tmp_path / "data", url)
-        st = await AppState.start(settings, background=False)
+        st = await AppState.start(settings, background=False, executor=False)
         try:
             app = create_app(settings, st)
             async with asgi_client(app, "anything") as c1, asgi_client(app, None) as c2:

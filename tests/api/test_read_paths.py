@@ -11,7 +11,7 @@ from tests.conftest import asgi_client, assert_error
 
 async def test_fast_and_session_reads_agree(app, settings, project) -> None:
     key, _ = project
-    st = await AppState.start(settings.model_copy(update={"fast_reads": False}), background=False)
+    st = await AppState.start(settings.model_copy(update={"fast_reads": False}), background=False, executor=False)
     assert st.db.fast is None
     try:
         async with asgi_client(app, key) as fast, asgi_client(create_app(settings, st), key) as plain:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import JSON
 from sqlalchemy.engine import Dialect, make_url
 
 
@@ -32,17 +31,32 @@ class Compiled:
     positions: tuple[str, ...]  # bound parameter name for each placeholder, in order
     defaults: dict[str, Any]  # values SQLAlchemy filled in itself (e.g. SQLite's OFFSET 0)
     row_type: Any  # namedtuple class: attribute access like the ORM entity
-    json_indexes: tuple[int, ...]  # columns to decode (SQLite stores JSON as text)
+    # SQLAlchemy's own result processors for this dialect (SQLite: JSON text, 0/1 booleans)
+    processors: tuple[tuple[int, Any], ...]
 
 
-def compile_statement(stmt: Any, dialect: Dialect) -> Compiled:
+def compile_statement(stmt: Any, dialect: Dialect, *, process: bool) -> Compiled:
+    """``process``: apply SQLAlchemy's result processors (SQLite; asyncpg returns native types)."""
     compiled = stmt.compile(dialect=dialect)
     positions = tuple(compiled.positiontup or ())
     defaults = {n: compiled.binds[n].value for n in positions if compiled.binds[n].value is not None}
     cols = list(stmt.selected_columns)
     names = [c.key for c in cols]
-    json_indexes = tuple(i for i, c in enumerate(cols) if isinstance(c.type, JSON))
-    return Compiled(compiled.string, positions, defaults, namedtuple("Row", names, rename=True), json_indexes)
+    processors = (
+        tuple((i, p) for i, c in enumerate(cols) if (p := c.type.dialect_impl(dialect).result_processor(dialect, None)))
+        if process
+        else ()
+    )
+    return Compiled(compiled.string, positions, defaults, namedtuple("Row", names, rename=True), processors)
+
+
+def _process(c: Compiled, raw: Any) -> Any:
+    if not c.processors:
+        return c.row_type._make(raw)
+    values = list(raw)
+    for i, proc in c.processors:
+        values[i] = proc(values[i])
+    return c.row_type._make(values)
 
 
 class FastReader(Protocol):
@@ -52,6 +66,8 @@ class FastReader(Protocol):
 
 
 class _Base:
+    process_results = True
+
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._compiled: dict[int, tuple[Any, Compiled]] = {}
@@ -61,7 +77,7 @@ class _Base:
         # statement is kept alongside so its id cannot be reused by another object.
         hit = self._compiled.get(id(stmt))
         if hit is None or hit[0] is not stmt:
-            hit = (stmt, compile_statement(stmt, self._dialect))
+            hit = (stmt, compile_statement(stmt, self._dialect, process=self.process_results))
             self._compiled[id(stmt)] = hit
         return hit[1]
 
@@ -84,16 +100,7 @@ class SQLiteFastReader(_Base):
         cur = self._conn.execute(c.sql, self.args(c, params))
         raw = cur.fetchall() if limit is None else cur.fetchmany(limit)
         cur.close()
-        if not c.json_indexes:
-            return [c.row_type._make(r) for r in raw]
-        out = []
-        for r in raw:
-            values = list(r)
-            for i in c.json_indexes:
-                if values[i] is not None:
-                    values[i] = orjson.loads(values[i])
-            out.append(c.row_type._make(values))
-        return out
+        return [_process(c, r) for r in raw]
 
     async def all(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
         return self._run(stmt, params, None)
@@ -107,6 +114,7 @@ class SQLiteFastReader(_Base):
 
 
 class PostgresFastReader(_Base):
+    process_results = False  # asyncpg returns native types; JSON is decoded by the pool's codec
     def __init__(self, pool: Any, dialect: Dialect) -> None:
         super().__init__(dialect)
         self._pool = pool
@@ -128,12 +136,12 @@ class PostgresFastReader(_Base):
     async def all(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
         c = self.compiled(stmt)
         records = await self._pool.fetch(c.sql, *self.args(c, params))
-        return [c.row_type._make(r.values()) for r in records]
+        return [_process(c, r.values()) for r in records]
 
     async def first(self, stmt: Any, params: dict[str, Any]) -> Any | None:
         c = self.compiled(stmt)
         record = await self._pool.fetchrow(c.sql, *self.args(c, params))
-        return None if record is None else c.row_type._make(record.values())
+        return None if record is None else _process(c, record.values())
 
     async def close(self) -> None:
         await self._pool.close()

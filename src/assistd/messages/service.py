@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from assistd.errors import InvalidRequestError
 from assistd.messages.builder import build_message
 from assistd.messages.protocol import (
     CreateMessageRequest,
@@ -16,12 +17,16 @@ from assistd.messages.repository import MessageRepository
 from assistd.models import Message
 from assistd.pagination import ListQuery, Page
 from assistd.references import check_id, not_found, require_files
+from assistd.runs.repository import RunRepository
 from assistd.threads.service import require_thread
 from assistd.timeutil import now
 
 
 async def create_message(session: AsyncSession, project_id: str, thread_id: str, body: CreateMessageRequest) -> Message:
     await require_thread(session, project_id, thread_id)
+    active = await RunRepository(session, project_id, thread_id).active()
+    if active is not None:
+        raise InvalidRequestError(f"Can't add messages to {thread_id} while a run {active} is active.")
     await require_files(session, project_id, file_refs(body))
     row = build_message(project_id, thread_id, body, now())
     session.add(row)

@@ -4,6 +4,7 @@ from assistd.db.base import Base
 from assistd.models.assistant import Assistant
 from assistd.models.file import File, Upload, UploadPart
 from assistd.models.project import ApiKey, Project
+from assistd.models.run import Run, RunStep
 from assistd.models.thread import Message, Thread
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "File",
     "Message",
     "Project",
+    "Run",
+    "RunStep",
     "Thread",
     "Upload",
     "UploadPart",

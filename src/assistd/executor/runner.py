@@ -1,0 +1,450 @@
+"""One run: context -> upstream stream -> steps, messages and events -> a resting status.
+
+Event order (CONTRACT §7): the executor publishes ``thread.run.in_progress``; a text answer is a
+message-creation step (``step.created``/``step.in_progress``, ``message.created``/
+``message.in_progress``, ``message.delta`` ×N, ``message.completed``, ``step.completed``); tool
+calls are a tool-calls step whose calls are introduced once each (id, name) and then streamed
+as argument deltas, ending in ``thread.run.requires_action`` with the step still in progress.
+The run ends ``completed``, ``incomplete`` (a token cap), ``failed`` (upstream or internal error,
+with ``last_error``) or ``cancelled``.
+
+Database work happens in short transactions between upstream chunks; no transaction is open
+while waiting on the model. Deltas are not written to the database: the message's text is
+stored when the message completes (or stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from assistd.executor.context import build_context
+from assistd.executor.transitions import transition
+from assistd.ids import new_id
+from assistd.llm.errors import UpstreamError
+from assistd.llm.protocol import (
+    ChatRequest,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallArgsDelta,
+    ToolCallStart,
+    Usage,
+)
+from assistd.messages.protocol import to_object as message_object
+from assistd.models import Message, Run, RunStep
+from assistd.runs.protocol import step_to_object
+from assistd.runs.protocol import to_object as run_object
+from assistd.timeutil import now
+
+if TYPE_CHECKING:
+    from assistd.executor.worker import Executor
+
+log = logging.getLogger("assistd.executor")
+
+MAX_CONTEXT_MESSAGES = 1000  # the newest messages considered for the prompt
+
+
+class StopReason:
+    CANCEL = "cancel"
+    SHUTDOWN = "shutdown"
+    LEASE_LOST = "lease_lost"
+
+
+@dataclass
+class _Open:
+    """What the current upstream call has opened so far."""
+
+    message: Message | None = None
+    message_step: RunStep | None = None
+    text: list[str] = field(default_factory=list)
+    tool_step: RunStep | None = None
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish: str | None = None
+    usage: Usage | None = None
+
+
+class RunRunner:
+    def __init__(self, executor: Executor, run_id: str) -> None:
+        self.ex = executor
+        self.db = executor.state.db
+        self.bus = executor.state.bus
+        self.run_id = run_id
+        self.stop_reason: str | None = None
+        self.run: Run
+        self.open = _Open()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.bus.publish(self.run_id, event, data)
+
+    async def _reload_run(self) -> Run:
+        async with self.db.session() as s:
+            run = await s.scalar(select(Run).where(Run.id == self.run_id))
+        assert run is not None
+        self.run = run
+        return run
+
+    # --- the run --------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        run = await self._reload_run()
+        self.emit("thread.run.in_progress", run_object(run))
+        try:
+            while True:
+                outcome = await self._one_call()
+                if outcome != "continue":
+                    return
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stopped())
+            if self.stop_reason is None:
+                raise
+        except UpstreamError as exc:
+            await asyncio.shield(self._fail(exc.code, exc.message))
+        except Exception as exc:
+            log.exception("run %s failed", self.run_id)
+            await asyncio.shield(
+                self._fail("server_error", f"The run failed on an internal error: {type(exc).__name__}.")
+            )
+
+    async def _one_call(self) -> str:
+        run = self.run
+        async with self.db.session() as s:
+            messages = list(
+                (
+                    await s.scalars(
+                        select(Message)
+                        .where(Message.thread_id == run.thread_id, Message.project_id == run.project_id)
+                        .order_by(Message.seq.desc())
+                        .limit(MAX_CONTEXT_MESSAGES)
+                    )
+                ).all()
+            )[::-1]
+            steps = list((await s.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))).all())
+        llm = self.ex.state.llm
+        ctx = build_context(
+            run,
+            messages,
+            steps,
+            count=lambda msgs: self.ex.count_tokens(run.model, msgs),
+            context_window=llm.context_window(run.model),
+        )
+        if ctx.over_budget and run.max_prompt_tokens is not None:
+            await self._incomplete("max_prompt_tokens")
+            return "done"
+        used = (run.usage or {}).get("completion_tokens", 0)
+        remaining = None
+        if run.max_completion_tokens is not None:
+            remaining = run.max_completion_tokens - used
+            if remaining <= 0:
+                await self._incomplete("max_completion_tokens")
+                return "done"
+        request = self._request(run, ctx.messages, remaining)
+        self.open = _Open()
+        async for ev in llm.stream(request):
+            if isinstance(ev, TextDelta):
+                await self._text(ev.text)
+            elif isinstance(ev, ToolCallStart):
+                await self._tool_start(ev)
+            elif isinstance(ev, ToolCallArgsDelta):
+                self._tool_args(ev)
+            elif isinstance(ev, Finish):
+                self.open.finish = ev.reason
+            elif isinstance(ev, Usage):
+                self.open.usage = ev
+            elif isinstance(ev, ReasoningDelta):
+                pass  # reasoning never becomes answer text
+        return await self._settle()
+
+    def _request(self, run: Run, messages: list[dict[str, Any]], max_completion_tokens: int | None) -> ChatRequest:
+        functions = [t for t in run.tools if t["type"] == "function"]
+        tools = [{"type": "function", "function": t["function"]} for t in functions] or None
+        choice = run.tool_choice
+        if isinstance(choice, dict) and choice.get("type") != "function":
+            choice = "required"  # a named built-in tool: the model must call a tool
+        rf = run.response_format
+        return ChatRequest(
+            model=run.model,
+            messages=messages,
+            tools=tools,
+            tool_choice=choice if tools else None,
+            parallel_tool_calls=run.parallel_tool_calls if tools else None,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            max_completion_tokens=max_completion_tokens,
+            response_format=rf if isinstance(rf, dict) and rf.get("type") != "text" else None,
+            reasoning_effort=run.reasoning_effort,
+        )
+
+    # --- a text answer --------------------------------------------------------------------------
+
+    async def _open_message(self) -> None:
+        run, t = self.run, now()
+        msg = Message(
+            id=new_id("message"),
+            project_id=run.project_id,
+            created_at=t,
+            thread_id=run.thread_id,
+            role="assistant",
+            content=[],
+            attachments=[],
+            metadata_={},
+            status="in_progress",
+            assistant_id=run.assistant_id,
+            run_id=run.id,
+        )
+        step = self._new_step(
+            "message_creation", {"type": "message_creation", "message_creation": {"message_id": msg.id}}, t
+        )
+        async with self.db.session(write=True) as s:
+            s.add(step)
+            s.add(msg)
+        self.open.message, self.open.message_step = msg, step
+        self.emit("thread.run.step.created", step_to_object(step))
+        self.emit("thread.run.step.in_progress", step_to_object(step))
+        self.emit("thread.message.created", message_object(msg))
+        self.emit("thread.message.in_progress", message_object(msg))
+
+    async def _text(self, text: str) -> None:
+        if not text:
+            return
+        if self.open.message is None:
+            await self._open_message()
+        assert self.open.message is not None
+        part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": text}}
+        if not self.open.text:
+            part["text"]["annotations"] = []
+        self.open.text.append(text)
+        self.emit(
+            "thread.message.delta",
+            {"id": self.open.message.id, "object": "thread.message.delta", "delta": {"content": [part]}},
+        )
+
+    async def _close_message(
+        self, status: str, reason: str | None, usage: dict[str, int] | None, step_status: str
+    ) -> None:
+        msg, step = self.open.message, self.open.message_step
+        if msg is None or step is None:
+            return
+        t = now()
+        msg.content = [{"type": "text", "text": {"value": "".join(self.open.text), "annotations": []}}]
+        msg.status = status
+        if status == "completed":
+            msg.completed_at = t
+        else:
+            msg.incomplete_at = t
+            msg.incomplete_details = {"reason": reason}
+        step.status = step_status
+        setattr(step, {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}[step_status], t)
+        step.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
+        async with self.db.session(write=True) as s:
+            await s.merge(msg)
+            await s.merge(step)
+        self.open.message = self.open.message_step = None
+        self.emit(f"thread.message.{status}", message_object(msg))
+        self.emit(f"thread.run.step.{step_status}", step_to_object(step))
+
+    # --- tool calls -----------------------------------------------------------------------------
+
+    async def _tool_start(self, ev: ToolCallStart) -> None:
+        if self.open.message is not None:
+            # Text before a tool call is its own message step, completed first.
+            await self._close_message("completed", None, None, "completed")
+        if self.open.tool_step is None:
+            step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []}, now())
+            async with self.db.session(write=True) as s:
+                s.add(step)
+            self.open.tool_step = step
+            self.emit("thread.run.step.created", step_to_object(step))
+            self.emit("thread.run.step.in_progress", step_to_object(step))
+        call = {"id": ev.id, "type": "function", "function": {"name": ev.name, "arguments": "", "output": None}}
+        self.open.calls[ev.index] = call
+        assert self.open.tool_step is not None
+        self._step_delta(
+            {
+                "index": ev.index,
+                "id": ev.id,
+                "type": "function",
+                "function": {"name": ev.name, "arguments": "", "output": None},
+            }
+        )
+
+    def _tool_args(self, ev: ToolCallArgsDelta) -> None:
+        call = self.open.calls.get(ev.index)
+        if call is None or not ev.arguments:
+            return
+        call["function"]["arguments"] += ev.arguments
+        self._step_delta({"index": ev.index, "type": "function", "function": {"arguments": ev.arguments}})
+
+    def _step_delta(self, call_delta: dict[str, Any]) -> None:
+        assert self.open.tool_step is not None
+        self.emit(
+            "thread.run.step.delta",
+            {
+                "id": self.open.tool_step.id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call_delta]}},
+            },
+        )
+
+    # --- the end of one upstream call ----------------------------------------------------------
+
+    def _call_usage(self) -> dict[str, int]:
+        u = self.open.usage
+        return (
+            {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
+            if u
+            else {"prompt_tokens": 0, "completion_tokens": 0}
+        )
+
+    def _add_usage(self, usage: dict[str, int]) -> dict[str, int]:
+        total = dict(self.run.usage or {"prompt_tokens": 0, "completion_tokens": 0})
+        total["prompt_tokens"] = total.get("prompt_tokens", 0) + usage["prompt_tokens"]
+        total["completion_tokens"] = total.get("completion_tokens", 0) + usage["completion_tokens"]
+        total["total_tokens"] = total["prompt_tokens"] + total["completion_tokens"]
+        self.run.usage = total
+        return total
+
+    async def _settle(self) -> str:
+        usage = self._call_usage()
+        total = self._add_usage(usage)
+        if self.open.calls:
+            step = self.open.tool_step
+            assert step is not None
+            calls = [self.open.calls[i] for i in sorted(self.open.calls)]
+            step.step_details = {"type": "tool_calls", "tool_calls": calls}
+            step.usage = usage
+            required = {
+                "type": "submit_tool_outputs",
+                "submit_tool_outputs": {
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                        }
+                        for c in calls
+                    ]
+                },
+            }
+            async with self.db.session(write=True) as s:
+                await s.merge(step)
+                ok = await transition(
+                    s,
+                    self.run_id,
+                    "requires_action",
+                    only_from={"in_progress"},
+                    required_action=required,
+                    usage=total,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            if not ok:
+                await self._reload_run()
+                return "done"
+            run = await self._reload_run()
+            self.emit("thread.run.requires_action", run_object(run))
+            return "done"
+        truncated = self.open.finish == "length"
+        if self.open.message is None:
+            await self._open_message()  # an empty answer is still a message
+        await self._close_message(
+            "incomplete" if truncated else "completed", "max_tokens" if truncated else None, usage, "completed"
+        )
+        if truncated:
+            await self._incomplete("max_completion_tokens")
+        else:
+            await self._finish("completed", completed_at=now())
+        return "done"
+
+    def _new_step(self, kind: str, details: dict[str, Any], t: int) -> RunStep:
+        run = self.run
+        return RunStep(
+            id=new_id("step"),
+            project_id=run.project_id,
+            created_at=t,
+            run_id=run.id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            type=kind,
+            status="in_progress",
+            step_details=details,
+            metadata_={},
+            usage=None,
+        )
+
+    async def _finish(self, status: str, **values: Any) -> bool:
+        async with self.db.session(write=True) as s:
+            ok = await transition(
+                s, self.run_id, status, usage=self.run.usage, lease_owner=None, lease_expires_at=None, **values
+            )
+        run = await self._reload_run()
+        if ok:
+            self.emit(f"thread.run.{status}", run_object(run))
+        return ok
+
+    async def _incomplete(self, reason: str) -> None:
+        await self._finish("incomplete", incomplete_details={"reason": reason}, completed_at=None)
+
+    async def _fail(self, code: str, message: str) -> None:
+        error = {"code": code, "message": message}
+        await self._close_message("incomplete", "run_failed", self._call_usage(), "failed")
+        step = self.open.tool_step
+        if step is not None and step.status == "in_progress":
+            step.status, step.failed_at = "failed", now()
+            step.last_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
+            step.usage = self._call_usage()
+            async with self.db.session(write=True) as s:
+                await s.merge(step)
+            self.emit("thread.run.step.failed", step_to_object(step))
+        await self._finish("failed", last_error=error, failed_at=now())
+
+    async def _stopped(self) -> None:
+        """The task was cancelled: a cancel request, shutdown, or a lost lease."""
+        reason = self.stop_reason
+        if reason == StopReason.CANCEL:
+            await self._close_message("incomplete", "run_cancelled", self._call_usage(), "cancelled")
+            step = self.open.tool_step
+            if step is not None and step.status == "in_progress":
+                step.status, step.cancelled_at = "cancelled", now()
+                async with self.db.session(write=True) as s:
+                    await s.merge(step)
+                self.emit("thread.run.step.cancelled", step_to_object(step))
+            await self._finish("cancelled", cancelled_at=now())
+        elif reason == StopReason.SHUTDOWN:
+            # Hand the run back: drop what this attempt wrote, requeue it for another executor.
+            await self.ex.hand_back(
+                self.run_id, [x.id for x in (self.open.message_step, self.open.tool_step) if x], self.open.message
+            )
+        # LEASE_LOST: another actor owns the run now; touch nothing.
+
+
+async def finalize_cancel(executor: Executor, run_id: str) -> None:
+    """Cancel a run nobody is executing (queued or waiting for tool outputs)."""
+    db, bus, t = executor.state.db, executor.state.bus, now()
+    async with db.session(write=True) as s:
+        ok = await transition(
+            s, run_id, "cancelled", only_from={"cancelling"}, cancelled_at=t, lease_owner=None, lease_expires_at=None
+        )
+        if not ok:
+            return
+        steps = list(
+            (await s.scalars(select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress"))).all()
+        )
+        await s.execute(
+            update(RunStep)
+            .where(RunStep.run_id == run_id, RunStep.status == "in_progress")
+            .values(status="cancelled", cancelled_at=t)
+            .execution_options(synchronize_session=False)
+        )
+        run = await s.scalar(select(Run).where(Run.id == run_id))
+    for step in steps:
+        step.status, step.cancelled_at = "cancelled", t
+        bus.publish(run_id, "thread.run.step.cancelled", step_to_object(step))
+    if run is not None:
+        bus.publish(run_id, "thread.run.cancelled", run_object(run))

@@ -1,0 +1,319 @@
+"""The executor: claims queued runs and runs them, with leases, heartbeats and a reaper.
+
+- **Claim**: one conditional UPDATE (``queued`` -> ``in_progress``) inside ``BEGIN IMMEDIATE`` on
+  SQLite, or after ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; the claimant writes its
+  lease (owner, expiry) and bumps ``attempt``.
+- **Heartbeat**: every ``lease/3`` seconds each running run's lease is extended; the same UPDATE
+  returns its status, so a ``cancelling`` set by another process stops the local task.
+- **Reaper**: a run ``in_progress`` whose lease expired is requeued when its worker had written
+  nothing yet (no step), and failed (``server_error``) otherwise; ``requires_action`` runs past
+  ``expires_at`` expire; ``cancelling`` runs nobody holds are finalised ``cancelled``.
+- **Stop**: running tasks are cancelled with reason "shutdown" and hand their runs back.
+- **Wake-ups**: the API wakes the local executor after a commit; otherwise a slow poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select, update
+
+from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
+from assistd.executor.transitions import transition
+from assistd.ids import random_token
+from assistd.models import Message, Run, RunStep
+from assistd.runs.protocol import step_to_object
+from assistd.runs.protocol import to_object as run_object
+from assistd.timeutil import now
+
+if TYPE_CHECKING:
+    from assistd.state import AppState
+
+log = logging.getLogger("assistd.executor")
+
+
+class Executor:
+    def __init__(
+        self,
+        state: AppState,
+        *,
+        concurrency: int = 32,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.state = state
+        self.owner = "exec_" + random_token(12)
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._running: dict[str, tuple[asyncio.Task[None], RunRunner]] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="assistd-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="assistd-heartbeat"),
+            asyncio.create_task(self._reaper_loop(), name="assistd-reaper"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        running = list(self._running.values())
+        for task, runner in running:
+            runner.stop_reason = StopReason.SHUTDOWN
+            task.cancel()
+        for task, _ in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self, within: float = 30.0) -> None:
+        """Tests: wait until no run is queued or executing here."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            async with self.state.db.session() as s:
+                queued = await s.scalar(
+                    select(func.count()).select_from(Run).where(Run.status.in_(["queued", "in_progress", "cancelling"]))
+                )
+            if not queued and not self._running:
+                return
+            self.wake()
+            await asyncio.sleep(0.01)
+        raise TimeoutError("runs still active")
+
+    # --- tokens ---------------------------------------------------------------------------------
+
+    def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
+        from assistd.llm.tokens import count_messages
+
+        return count_messages(messages, model)
+
+    # --- claiming -------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            try:
+                while len(self._running) < self.concurrency:
+                    run_id = await self._claim()
+                    if run_id is None:
+                        break
+                    self._start_runner(run_id)
+            except Exception:
+                log.exception("claim failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+
+    async def _claim(self) -> str | None:
+        db, t = self.state.db, now()
+        async with db.session(write=True) as s:
+            stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(1)
+            if not db.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            run_id = await s.scalar(stmt)
+            if run_id is None:
+                return None
+            ok = await transition(
+                s,
+                run_id,
+                "in_progress",
+                only_from={"queued"},
+                lease_owner=self.owner,
+                lease_expires_at=time.time() + self.lease_seconds,
+                attempt=Run.attempt + 1,
+                started_at=func.coalesce(Run.started_at, t),
+            )
+        return run_id if ok else None
+
+    def _start_runner(self, run_id: str) -> None:
+        runner = RunRunner(self, run_id)
+        task = asyncio.create_task(runner.execute(), name=f"run-{run_id}")
+        self._running[run_id] = (task, runner)
+
+        def _done(_t: asyncio.Task[None]) -> None:
+            self._running.pop(run_id, None)
+            self.wake()  # a slot is free
+
+        task.add_done_callback(_done)
+
+    # --- cancel ---------------------------------------------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> None:
+        """After the API moved a run to ``cancelling``: stop it here, or finalise it if idle."""
+        local = self._running.get(run_id)
+        if local is not None:
+            task, runner = local
+            runner.stop_reason = StopReason.CANCEL
+            task.cancel()
+            return
+        async with self.state.db.session() as s:
+            row = await s.execute(select(Run.lease_owner, Run.lease_expires_at).where(Run.id == run_id))
+            owner, expires = row.one()
+        if owner is None or (expires is not None and expires < time.time()):
+            await finalize_cancel(self, run_id)
+        # Otherwise another process holds it; its heartbeat sees `cancelling` and stops it.
+
+    # --- heartbeat ------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not self._running:
+                continue
+            try:
+                await self._heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _heartbeat(self) -> None:
+        ids = list(self._running)
+        async with self.state.db.session(write=True) as s:
+            rows = await s.execute(
+                update(Run)
+                .where(Run.id.in_(ids), Run.lease_owner == self.owner)
+                .values(lease_expires_at=time.time() + self.lease_seconds)
+                .returning(Run.id, Run.status)
+                .execution_options(synchronize_session=False)
+            )
+            status = {r[0]: r[1] for r in rows}
+        for run_id in ids:
+            local = self._running.get(run_id)
+            if local is None:
+                continue
+            task, runner = local
+            if run_id not in status:
+                runner.stop_reason = StopReason.LEASE_LOST
+                task.cancel()
+            elif status[run_id] == "cancelling" and runner.stop_reason is None:
+                runner.stop_reason = StopReason.CANCEL
+                task.cancel()
+
+    # --- reaper ---------------------------------------------------------------------------------
+
+    async def _reaper_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaper failed")
+            await asyncio.sleep(max(self.lease_seconds / 2, 0.05))
+
+    async def reap(self) -> None:
+        db, t, wall = self.state.db, now(), time.time()
+        async with db.session() as s:
+            stale = list(
+                (
+                    await s.execute(
+                        select(Run.id, Run.status).where(
+                            Run.status.in_(["in_progress", "cancelling"]),
+                            Run.lease_expires_at.is_not(None),
+                            Run.lease_expires_at < wall,
+                        )
+                    )
+                ).all()
+            )
+            expired = list(
+                await s.scalars(
+                    select(Run.id).where(
+                        Run.status == "requires_action", Run.expires_at.is_not(None), Run.expires_at <= t
+                    )
+                )
+            )
+            orphaned_cancels = list(
+                await s.scalars(select(Run.id).where(Run.status == "cancelling", Run.lease_owner.is_(None)))
+            )
+        for run_id, status in stale:
+            if run_id in self._running:
+                continue
+            if status == "cancelling":
+                async with db.session(write=True) as s:
+                    await s.execute(update(Run).where(Run.id == run_id).values(lease_owner=None, lease_expires_at=None))
+                await finalize_cancel(self, run_id)
+                continue
+            async with db.session(write=True) as s:
+                did_work = await s.scalar(select(func.count()).select_from(RunStep).where(RunStep.run_id == run_id))
+                if not did_work:
+                    ok = await transition(
+                        s, run_id, "queued", only_from={"in_progress"}, lease_owner=None, lease_expires_at=None
+                    )
+                    if ok:
+                        log.warning("run %s: its worker stopped before doing anything; requeued", run_id)
+                    continue
+                await self._fail_abandoned(s, run_id, t)
+            self.wake()
+        for run_id in expired:
+            await self._expire(run_id, t)
+        for run_id in orphaned_cancels:
+            await finalize_cancel(self, run_id)
+        if stale:
+            self.wake()
+
+    async def _fail_abandoned(self, s: Any, run_id: str, t: int) -> None:
+        error = {"code": "server_error", "message": "The worker executing this run stopped unexpectedly."}
+        ok = await transition(
+            s,
+            run_id,
+            "failed",
+            only_from={"in_progress"},
+            last_error=error,
+            failed_at=t,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if not ok:
+            return
+        await s.execute(
+            update(RunStep)
+            .where(RunStep.run_id == run_id, RunStep.status == "in_progress")
+            .values(status="failed", failed_at=t, last_error=error)
+            .execution_options(synchronize_session=False)
+        )
+        await s.execute(
+            update(Message)
+            .where(Message.run_id == run_id, Message.status == "in_progress")
+            .values(status="incomplete", incomplete_at=t, incomplete_details={"reason": "run_failed"})
+            .execution_options(synchronize_session=False)
+        )
+        log.warning("run %s: its worker stopped mid-run; failed", run_id)
+
+    async def _expire(self, run_id: str, t: int) -> None:
+        async with self.state.db.session(write=True) as s:
+            ok = await transition(s, run_id, "expired", only_from={"requires_action"}, required_action=None)
+            if not ok:
+                return
+            steps = list(
+                (
+                    await s.scalars(select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress"))
+                ).all()
+            )
+            for step in steps:
+                step.status, step.expired_at = "expired", t
+            run = await s.scalar(select(Run).where(Run.id == run_id))
+        for step in steps:
+            self.state.bus.publish(run_id, "thread.run.step.expired", step_to_object(step))
+        if run is not None:
+            self.state.bus.publish(run_id, "thread.run.expired", run_object(run))
+
+    async def hand_back(self, run_id: str, step_ids: list[str], message: Message | None) -> None:
+        """Shutdown: forget this attempt's partial step/message and requeue the run."""
+        async with self.state.db.session(write=True) as s:
+            if step_ids:
+                await s.execute(delete(RunStep).where(RunStep.id.in_(step_ids)))
+            if message is not None:
+                await s.execute(delete(Message).where(Message.id == message.id))
+            await transition(s, run_id, "queued", only_from={"in_progress"}, lease_owner=None, lease_expires_at=None)

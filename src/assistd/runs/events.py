@@ -1,0 +1,67 @@
+"""Run events: the exact sequences of CONTRACT §7, and the bus that carries them.
+
+The executor publishes every event of a run (``thread.run.in_progress``, step and message
+events, deltas, the terminal run event) to the bus; a streaming request subscribes *before* the
+run can start (so it cannot miss an event), then relays what arrives as SSE. In one process the
+bus is in memory. Events with no subscriber are dropped: nothing else reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import orjson
+
+# A stream ends after one of these (then `done`); requires_action ends the stream but not the run.
+STREAM_END: Final = frozenset(
+    {
+        "thread.run.completed",
+        "thread.run.incomplete",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "thread.run.requires_action",
+    }
+)
+
+Event = tuple[str, bytes]  # (event name, JSON data)
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def put(self, event: str, data: dict[str, Any]) -> None:
+        self.queue.put_nowait((event, orjson.dumps(data)))
+
+
+class RunEventBus:
+    def __init__(self) -> None:
+        self._subs: dict[str, list[Subscription]] = {}
+
+    @contextmanager
+    def subscribe(self, run_id: str) -> Iterator[Subscription]:
+        sub = Subscription()
+        self._subs.setdefault(run_id, []).append(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._subs.get(run_id, [])
+            if sub in subs:
+                subs.remove(sub)
+            if not subs:
+                self._subs.pop(run_id, None)
+
+    def publish(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        subs = self._subs.get(run_id)
+        if not subs:
+            return
+        payload = orjson.dumps(data)
+        for sub in subs:
+            sub.queue.put_nowait((event, payload))
+
+    def has_subscribers(self, run_id: str) -> bool:
+        return bool(self._subs.get(run_id))

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from assistd.executor.transitions import ACTIVE
+from assistd.models import Run, RunStep, Thread
+from assistd.repository import RepositoryBase
+
+
+class RunRepository(RepositoryBase[Run]):
+    """Runs of one thread."""
+
+    model = Run
+
+    def __init__(self, session: AsyncSession, project_id: str, thread_id: str) -> None:
+        super().__init__(session, project_id)
+        self.thread_id = thread_id
+
+    def scope_values(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "project_id": self.project_id}
+
+    async def active(self) -> str | None:
+        """The id of the thread's active run, if any."""
+        found: str | None = await self.session.scalar(
+            select(Run.id).where(*self.scope(), Run.status.in_(sorted(ACTIVE))).limit(1)
+        )
+        return found
+
+    async def lock_thread(self) -> None:
+        """Serialise run creation per thread (PostgreSQL; SQLite writers are serial already)."""
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            await self.session.execute(
+                select(Thread.seq)
+                .where(Thread.id == self.thread_id, Thread.project_id == self.project_id)
+                .with_for_update()
+            )
+
+
+class RunStepRepository(RepositoryBase[RunStep]):
+    """Steps of one run."""
+
+    model = RunStep
+
+    def __init__(self, session: AsyncSession, project_id: str, run_id: str) -> None:
+        super().__init__(session, project_id)
+        self.run_id = run_id
+
+    def scope_values(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "project_id": self.project_id}
+
+    async def all(self) -> list[RunStep]:
+        return list((await self.session.scalars(select(RunStep).where(*self.scope()).order_by(RunStep.seq))).all())

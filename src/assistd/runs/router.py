@@ -1,0 +1,154 @@
+"""HTTP for runs and run steps (and createThreadAndRun, POST /v1/threads/runs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+from starlette.responses import Response
+
+from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
+from assistd.executor.transitions import ACTIVE
+from assistd.http import JSONResponse, json_response
+from assistd.listing import ListQueryDep
+from assistd.pagination import list_object
+from assistd.routing import api_router
+from assistd.runs import service
+from assistd.runs.protocol import (
+    CreateRunRequest,
+    CreateThreadAndRunRequest,
+    ModifyRunRequest,
+    SubmitToolOutputsRunRequest,
+    step_to_object,
+    to_object,
+)
+from assistd.runs.sse import event_stream
+from assistd.state import AppState
+from assistd.threads.protocol import to_object as thread_object
+
+router = api_router(tags=["Assistants"])
+
+IncludeDep = Annotated[list[str] | None, Query(alias="include[]")]
+POLL_AFTER_MS = "100"  # steer the SDKs' poll loops (Python defaults to 1 s, Node to 5 s)
+
+
+def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]]) -> Response:
+    subscription = state.bus.subscribe(run_id)
+    sub = subscription.__enter__()
+    for name, data in first:
+        sub.put(name, data)
+    return event_stream(subscription, sub)
+
+
+@router.post("/threads/runs", operation_id="createThreadAndRun")
+async def create_thread_and_run(
+    body: CreateThreadAndRunRequest, session: WriteSessionDep, project: ProjectDep, state: StateDep
+) -> Response:
+    """Create a thread and run it in one request."""
+    thread, run = await service.create_thread_and_run(session, project, body)
+    service.on_commit(session, state.executor.wake)
+    obj = to_object(run)
+    if not body.stream:
+        return json_response(obj)
+    return _stream(
+        state,
+        run.id,
+        [("thread.created", thread_object(thread)), ("thread.run.created", obj), ("thread.run.queued", obj)],
+    )
+
+
+@router.post("/threads/{thread_id}/runs", operation_id="createRun")
+async def create_run(
+    thread_id: str,
+    body: CreateRunRequest,
+    session: WriteSessionDep,
+    project: ProjectDep,
+    state: StateDep,
+    include: IncludeDep = None,
+) -> Response:
+    """Create a run; with ``stream: true`` the answer is the run's event stream."""
+    run = await service.create_run(session, project, thread_id, body, include or [])
+    service.on_commit(session, state.executor.wake)
+    obj = to_object(run)
+    if not body.stream:
+        return json_response(obj)
+    return _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)])
+
+
+@router.get("/threads/{thread_id}/runs", operation_id="listRuns")
+async def list_runs(thread_id: str, query: ListQueryDep, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
+    """Returns a list of runs belonging to a thread."""
+    return json_response(list_object(await service.list_runs(session, project, thread_id, query), to_object))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", operation_id="getRun")
+async def get_run(thread_id: str, run_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
+    """Retrieves a run (``openai-poll-after-ms`` tells polling clients when to ask again)."""
+    run = await service.retrieve_run(session, project, thread_id, run_id)
+    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if run.status in ACTIVE else None
+    return json_response(to_object(run), headers=headers)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}", operation_id="modifyRun")
+async def modify_run(
+    thread_id: str, run_id: str, body: ModifyRunRequest, session: WriteSessionDep, project: ProjectDep
+) -> JSONResponse:
+    """Modifies a run (metadata only)."""
+    return json_response(to_object(await service.modify_run(session, project, thread_id, run_id, body)))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", operation_id="cancelRun")
+async def cancel_run(
+    thread_id: str, run_id: str, session: WriteSessionDep, project: ProjectDep, state: StateDep
+) -> JSONResponse:
+    """Cancels a run: it answers ``cancelling`` and ends ``cancelled``."""
+    run = await service.cancel_run(session, project, thread_id, run_id)
+    service.on_commit(session, lambda: state.spawn(state.executor.request_cancel(run.id)))
+    return json_response(to_object(run))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", operation_id="submitToolOuputsToRun")
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputsRunRequest,
+    session: WriteSessionDep,
+    project: ProjectDep,
+    state: StateDep,
+) -> Response:
+    """Submit the outputs of every pending tool call; the run resumes."""
+    run, step = await service.submit_tool_outputs(session, project, thread_id, run_id, body)
+    service.on_commit(session, state.executor.wake)
+    obj = to_object(run)
+    if not body.stream:
+        return json_response(obj)
+    return _stream(state, run.id, [("thread.run.step.completed", step_to_object(step)), ("thread.run.queued", obj)])
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps", operation_id="listRunSteps")
+async def list_run_steps(
+    thread_id: str,
+    run_id: str,
+    query: ListQueryDep,
+    session: ReadSessionDep,
+    project: ProjectDep,
+    include: IncludeDep = None,
+) -> JSONResponse:
+    """Returns a list of run steps belonging to a run."""
+    service.check_include(include or [])
+    page = await service.list_steps(session, project, thread_id, run_id, query)
+    return json_response(list_object(page, step_to_object))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", operation_id="getRunStep")
+async def get_run_step(
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    session: ReadSessionDep,
+    project: ProjectDep,
+    include: IncludeDep = None,
+) -> JSONResponse:
+    """Retrieves a run step."""
+    service.check_include(include or [])
+    return json_response(step_to_object(await service.retrieve_step(session, project, thread_id, run_id, step_id)))
