@@ -63,6 +63,9 @@ class AppState:
             state.executor = Executor(
                 state, concurrency=settings.executor_concurrency, lease_seconds=settings.run_lease_seconds
             )
+            from assistd.llm.tokens import preload
+
+            await asyncio.to_thread(preload)  # ~0.3 s, once: not on the loop during a run
             state.executor.start()
         if background:
             from assistd.files.service import sweep_expired

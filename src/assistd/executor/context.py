@@ -94,9 +94,12 @@ def build_context(
     budget = run.max_prompt_tokens or context_window
     if count is None or budget is None:
         return Context([*head, *history, *tail], None, False)
-    tokens = count([*head, *history, *tail])
-    # Drop the oldest history until the prompt fits; keep at least the newest message.
-    while tokens > budget and len(history) > 1:
-        history = history[1:]
-        tokens = count([*head, *history, *tail])
-    return Context([*head, *history, *tail], tokens, tokens > budget)
+    # Each message is counted once; dropping the oldest subtracts its share.
+    fixed = count([*head, *tail])
+    sizes = [count([m]) - count([]) for m in history]
+    tokens = fixed + sum(sizes)
+    start = 0
+    while tokens > budget and start < len(history) - 1:  # keep at least the newest message
+        tokens -= sizes[start]
+        start += 1
+    return Context([*head, *history[start:], *tail], tokens, tokens > budget)

@@ -127,7 +127,9 @@ class RunRunner:
             )[::-1]
             steps = list((await s.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))).all())
         llm = self.ex.state.llm
-        ctx = build_context(
+        # Token counting is CPU work: off the event loop, so other runs keep streaming.
+        ctx = await asyncio.to_thread(
+            build_context,
             run,
             messages,
             steps,
