@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     executor: bool = Field(default=True, description="Execute runs in this process.")
     executor_concurrency: int = Field(default=32, ge=1, description="Runs executed at once per process.")
     run_lease_seconds: float = Field(default=30.0, gt=0)
+    sse_keepalive_seconds: float = Field(default=10.0, gt=0, description="Comment lines while a stream is silent.")
     fast_reads: bool = Field(
         default=True, description="Run hot read queries directly on the driver (see db/fastread.py)."
     )

@@ -37,7 +37,7 @@ def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]
     sub = subscription.__enter__()
     for name, data in first:
         sub.put(name, data)
-    return event_stream(subscription, sub)
+    return event_stream(subscription, sub, keepalive_seconds=state.settings.sse_keepalive_seconds)
 
 
 @router.post("/threads/runs", operation_id="createThreadAndRun")

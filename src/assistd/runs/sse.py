@@ -15,13 +15,12 @@ from sse_starlette import EventSourceResponse
 
 from assistd.runs.events import STREAM_END, Subscription
 
-KEEPALIVE_SECONDS = 10
-
 
 def event_stream(
     subscription: AbstractContextManager[Subscription],
     sub: Subscription,
     *,
+    keepalive_seconds: float,
     on_close: Callable[[], None] | None = None,
 ) -> EventSourceResponse:
     async def relay() -> AsyncIterator[dict[str, Any]]:
@@ -39,7 +38,7 @@ def event_stream(
 
     return EventSourceResponse(
         relay(),
-        ping=KEEPALIVE_SECONDS,
+        ping=keepalive_seconds,
         sep="\n",
         headers={"Cache-Control": "no-cache"},
     )

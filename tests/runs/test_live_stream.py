@@ -1,0 +1,80 @@
+"""Streaming through a real uvicorn server: keep-alive comments, and disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from assistd.app import create_app
+from assistd.fakellm import FakeLLM
+from tests.conftest import BETA
+
+
+@pytest.fixture
+async def live(state, project, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a real uvicorn server (port picked by the OS), with keep-alives every 0.2 s."""
+    monkeypatch.setattr(state.settings, "sse_keepalive_seconds", 0.2)
+    app = create_app(state.settings, state)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(1000):  # bounded wait for start-up
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = sock.getsockname()[1]
+    headers = {**BETA, "Authorization": f"Bearer {project[0]}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/v1", headers=headers, timeout=30) as client:
+        yield client
+    server.should_exit = True
+    await task
+    sock.close()
+
+
+async def _setup(client: httpx.AsyncClient) -> tuple[str, str]:
+    a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
+    t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]})).json()["id"]
+    return a, t
+
+
+async def test_keepalive_comments_while_the_model_is_silent(live: httpx.AsyncClient, llm: FakeLLM) -> None:
+    llm.set_turns([{"text": "late answer", "ttft_ms": 900}])
+    a, t = await _setup(live)
+    lines: list[str] = []
+    async with live.stream("POST", f"/threads/{t}/runs", json={"assistant_id": a, "stream": True}) as r:
+        async for line in r.aiter_lines():
+            lines.append(line)
+    first_delta = next(i for i, x in enumerate(lines) if x == "event: thread.message.delta")
+    pings = [x for x in lines[:first_delta] if x.startswith(":")]
+    assert len(pings) >= 2, lines[:first_delta]
+    assert lines[-2:] == ["data: [DONE]", ""] or "data: [DONE]" in lines[-3:]
+
+
+async def test_a_client_that_disconnects_does_not_stop_the_run(live: httpx.AsyncClient, llm: FakeLLM) -> None:
+    llm.set_turns([{"text": "word " * 40, "tokens_per_second": 200, "chunk_size": 1}])
+    a, t = await _setup(live)
+    run_id: Any = None
+    async with live.stream("POST", f"/threads/{t}/runs", json={"assistant_id": a, "stream": True}) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("data:") and run_id is None and '"thread.run"' in line:
+                import orjson
+
+                run_id = orjson.loads(line[5:])["id"]
+            if line == "event: thread.message.delta":
+                break  # hang up mid-answer
+    assert run_id is not None
+    for _ in range(500):
+        run = (await live.get(f"/threads/{t}/runs/{run_id}")).json()
+        if run["status"] == "completed":
+            break
+        await asyncio.sleep(0.01)
+    assert run["status"] == "completed"
+    msg = (await live.get(f"/threads/{t}/messages", params={"run_id": run_id})).json()["data"][0]
+    assert msg["content"][0]["text"]["value"] == "word " * 40
