@@ -115,6 +115,7 @@ class SQLiteFastReader(_Base):
 
 class PostgresFastReader(_Base):
     process_results = False  # asyncpg returns native types; JSON is decoded by the pool's codec
+
     def __init__(self, pool: Any, dialect: Dialect) -> None:
         super().__init__(dialect)
         self._pool = pool
