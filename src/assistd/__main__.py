@@ -69,6 +69,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    if settings.is_sqlite:
+        print(
+            "assistd worker needs PostgreSQL (set ASSISTD_DATABASE_URL); with SQLite, runs execute "
+            "inside `assistd serve`.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.auto_migrate:
+        _migrate(settings)
+    if args.concurrency is not None:
+        settings = settings.model_copy(update={"executor_concurrency": args.concurrency})
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    import signal
+
+    from assistd.state import AppState
+
+    state = await AppState.start(settings, background=True, executor=True)
+    assert state.executor is not None
+    log = logging.getLogger("assistd")
+    log.info("worker %s executing runs (concurrency %d)", state.executor.owner, settings.executor_concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("worker stopping: handing running runs back")
+    await state.stop()
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings.log_level)
@@ -143,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations at start-up")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="execute runs in this process (PostgreSQL; no HTTP)")
+    _common(worker)
+    worker.add_argument("--concurrency", type=int, help="runs executed at once (env ASSISTD_EXECUTOR_CONCURRENCY)")
+    worker.add_argument("--no-migrate", action="store_true", help="do not run migrations at start-up")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="run database migrations and exit")
     _common(migrate)

@@ -15,6 +15,7 @@ from assistd.db.session import Database
 from assistd.llm.client import LLMClient
 from assistd.llm.config import UpstreamConfig
 from assistd.runs.events import RunEventBus
+from assistd.runs.pgbus import CANCEL, WAKE, PostgresEventBus
 from assistd.storage.local import LocalBlobStore
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class AppState:
     db: Database
     blobs: LocalBlobStore
     auth: Authenticator
-    bus: RunEventBus
+    bus: RunEventBus | PostgresEventBus
     llm: LLMClient
     executor: Executor | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -50,13 +51,14 @@ class AppState:
             db=db,
             blobs=LocalBlobStore(settings.files_dir),
             auth=Authenticator(db, settings.auth_cache_seconds),
-            bus=RunEventBus(),
+            bus=RunEventBus() if db.is_sqlite else PostgresEventBus(db.url),
             llm=LLMClient(
                 UpstreamConfig.from_env_values(
                     settings.upstream_base_url, settings.upstream_api_key, settings.upstream_routes
                 )
             ),
         )
+        await state.bus.start()
         if settings.executor if executor is None else executor:
             from assistd.executor.worker import Executor
 
@@ -66,12 +68,31 @@ class AppState:
             from assistd.llm.tokens import preload
 
             await asyncio.to_thread(preload)  # ~0.3 s, once: not on the loop during a run
+            state.bus.on_wake = state.executor.wake
+            state.bus.on_cancel = state.executor.request_cancel
             state.executor.start()
         if background:
             from assistd.files.service import sweep_expired
 
             state.every(settings.sweep_interval_seconds, sweep_expired)
+            if isinstance(state.bus, PostgresEventBus):
+                bus = state.bus
+                state.every(settings.sweep_interval_seconds, lambda _s: bus.prune())
         return state
+
+    def run_queued(self) -> None:
+        """A run became queued (after its commit): wake an executor now, here or elsewhere."""
+        if self.executor is not None:
+            self.executor.wake()
+        if isinstance(self.bus, PostgresEventBus):
+            self.spawn(self.bus.notify(WAKE))
+
+    def cancel_requested(self, run_id: str) -> None:
+        """A run moved to ``cancelling``: whoever executes it stops it; idle runs are finalised."""
+        if isinstance(self.bus, PostgresEventBus):
+            self.spawn(self.bus.notify(CANCEL, run_id))  # every executor, this process's included
+        elif self.executor is not None:
+            self.spawn(self.executor.request_cancel(run_id))
 
     def spawn(self, coro: Any) -> None:
         """Run a coroutine in the background, keeping a reference until it is done."""
@@ -104,5 +125,6 @@ class AppState:
         for t in list(self.spawned):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        await self.bus.close()
         await self.llm.aclose()
         await self.db.dispose()

@@ -58,6 +58,7 @@ class Executor:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stopping = False
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="assistd-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="assistd-heartbeat"),

@@ -4,7 +4,7 @@ from assistd.db.base import Base
 from assistd.models.assistant import Assistant
 from assistd.models.file import File, Upload, UploadPart
 from assistd.models.project import ApiKey, Project
-from assistd.models.run import Run, RunStep
+from assistd.models.run import Run, RunEvent, RunStep
 from assistd.models.thread import Message, Thread
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "Message",
     "Project",
     "Run",
+    "RunEvent",
     "RunStep",
     "Thread",
     "Upload",

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from assistd.db.base import Base, JSONType, ObjectMixin
+from assistd.db.base import Base, JSONType, ObjectMixin, SeqType
 
 
 class Run(ObjectMixin, Base):
@@ -70,3 +70,20 @@ class RunStep(ObjectMixin, Base):
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class RunEvent(Base):
+    """A run's stream events, for streams served by another process (PostgreSQL deployments).
+
+    Written by the executor and announced with ``NOTIFY assistd_events, '<run_id>'``; a process
+    relaying that run's stream reads the rows after the last one it sent. Pruned once old.
+    """
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run_seq", "run_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -33,6 +33,7 @@ Event = tuple[str, bytes]  # (event name, JSON data)
 class Subscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.since = 0  # the last run_events row relayed (PostgreSQL)
 
     def put(self, event: str, data: dict[str, Any]) -> None:
         self.queue.put_nowait((event, orjson.dumps(data)))
@@ -65,3 +66,12 @@ class RunEventBus:
 
     def has_subscribers(self, run_id: str) -> bool:
         return bool(self._subs.get(run_id))
+
+    async def attach(self, sub: Subscription, run_id: str) -> None:
+        """Called once a subscription exists, before the run can move (see pgbus)."""
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

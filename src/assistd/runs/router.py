@@ -32,9 +32,10 @@ IncludeDep = Annotated[list[str] | None, Query(alias="include[]")]
 POLL_AFTER_MS = "100"  # steer the SDKs' poll loops (Python defaults to 1 s, Node to 5 s)
 
 
-def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]]) -> Response:
+async def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]]) -> Response:
     subscription = state.bus.subscribe(run_id)
     sub = subscription.__enter__()
+    await state.bus.attach(sub, run_id)
     for name, data in first:
         sub.put(name, data)
     return event_stream(subscription, sub, keepalive_seconds=state.settings.sse_keepalive_seconds)
@@ -46,11 +47,11 @@ async def create_thread_and_run(
 ) -> Response:
     """Create a thread and run it in one request."""
     thread, run = await service.create_thread_and_run(session, project, body)
-    service.on_commit(session, state.executor.wake)
+    service.on_commit(session, state.run_queued)
     obj = to_object(run)
     if not body.stream:
         return json_response(obj)
-    return _stream(
+    return await _stream(
         state,
         run.id,
         [("thread.created", thread_object(thread)), ("thread.run.created", obj), ("thread.run.queued", obj)],
@@ -68,11 +69,11 @@ async def create_run(
 ) -> Response:
     """Create a run; with ``stream: true`` the answer is the run's event stream."""
     run = await service.create_run(session, project, thread_id, body, include or [])
-    service.on_commit(session, state.executor.wake)
+    service.on_commit(session, state.run_queued)
     obj = to_object(run)
     if not body.stream:
         return json_response(obj)
-    return _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)])
+    return await _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)])
 
 
 @router.get("/threads/{thread_id}/runs", operation_id="listRuns")
@@ -103,7 +104,7 @@ async def cancel_run(
 ) -> JSONResponse:
     """Cancels a run: it answers ``cancelling`` and ends ``cancelled``."""
     run = await service.cancel_run(session, project, thread_id, run_id)
-    service.on_commit(session, lambda: state.spawn(state.executor.request_cancel(run.id)))
+    service.on_commit(session, lambda: state.cancel_requested(run.id))
     return json_response(to_object(run))
 
 
@@ -118,11 +119,13 @@ async def submit_tool_outputs(
 ) -> Response:
     """Submit the outputs of every pending tool call; the run resumes."""
     run, step = await service.submit_tool_outputs(session, project, thread_id, run_id, body)
-    service.on_commit(session, state.executor.wake)
+    service.on_commit(session, state.run_queued)
     obj = to_object(run)
     if not body.stream:
         return json_response(obj)
-    return _stream(state, run.id, [("thread.run.step.completed", step_to_object(step)), ("thread.run.queued", obj)])
+    return await _stream(
+        state, run.id, [("thread.run.step.completed", step_to_object(step)), ("thread.run.queued", obj)]
+    )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", operation_id="listRunSteps")
