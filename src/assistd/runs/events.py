@@ -34,6 +34,7 @@ class Subscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.since = 0  # the last run_events row relayed (PostgreSQL)
+        self.local = False  # fed in memory by this process's executor (PostgreSQL)
 
     def put(self, event: str, data: dict[str, Any]) -> None:
         self.queue.put_nowait((event, orjson.dumps(data)))

@@ -8,7 +8,9 @@ stream is not necessarily the one executing it. So:
   assistd_events, '<run_id>'`` in that same transaction, so a notification never arrives before
   its rows are visible. Payloads are run ids only (NOTIFY's limit is 8000 bytes).
 - a process relaying streams LISTENs on one dedicated connection; a notification for a run it
-  relays makes it read that run's rows after the last it delivered, in order.
+  relays makes it read that run's rows after the last it delivered, in order. When the run
+  executes in the same process, its streams are fed from memory instead (no database round trip
+  per event: with 200 streams that round trip cost ~1 s of lag at p99).
 - ``assistd_wake`` (a run was queued) and ``assistd_cancel`` (``<run_id>``) reach every
   executor at once instead of on its next poll.
 """
@@ -87,7 +89,12 @@ class PostgresEventBus(RunEventBus):
     def publish(self, run_id: str, event: str, data: dict[str, Any]) -> None:
         import orjson
 
-        self._pending.append((run_id, event, orjson.dumps(data)))
+        payload = orjson.dumps(data)
+        # Streams relayed by this process get the event now, from memory; the log is for the others.
+        for sub in self._subs.get(run_id, ()):
+            sub.local = True
+            sub.queue.put_nowait((event, payload))
+        self._pending.append((run_id, event, payload))
         self._has_pending.set()
 
     async def _writer(self) -> None:
@@ -133,7 +140,7 @@ class PostgresEventBus(RunEventBus):
                     log.exception("could not relay events of %s", run_id)
 
     async def _deliver(self, run_id: str) -> None:
-        subs = list(self._subs.get(run_id, []))
+        subs = [s for s in self._subs.get(run_id, []) if not s.local]
         if not subs:
             return
         since = min(s.since for s in subs)
