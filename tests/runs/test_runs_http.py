@@ -480,3 +480,22 @@ class TestUpstreamFaults:
         run = events[-2][1]
         assert run["status"] == "failed" and run["last_error"]["code"] == "server_error"
         assert "127.0.0.1:9" in run["last_error"]["message"]
+
+
+class TestStreamWatchdog:
+    async def test_a_lost_terminal_event_still_ends_the_stream(self) -> None:
+        from assistd.runs.events import Subscription
+        from assistd.runs.sse import relay_events
+
+        sub = Subscription()
+        sub.put("thread.run.in_progress", {"id": "run_x", "status": "in_progress"})
+        checks: list[str] = []
+
+        async def resting() -> tuple[str, dict[str, Any]] | None:
+            checks.append("checked")
+            # in progress on the first look, finished (its events lost) on the second
+            return None if len(checks) == 1 else ("thread.run.completed", {"id": "run_x", "status": "completed"})
+
+        got = [e async for e in relay_events(sub, resting=resting, watch_seconds=0.05)]
+        assert [e["event"] for e in got] == ["thread.run.in_progress", "thread.run.completed", "done"]
+        assert got[-1]["data"] == "[DONE]" and len(checks) == 2

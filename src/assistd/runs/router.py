@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Query
+from sqlalchemy import select
 from starlette.responses import Response
 
 from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
-from assistd.executor.transitions import ACTIVE
+from assistd.executor.transitions import ACTIVE, TERMINAL
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
+from assistd.models import Run
 from assistd.pagination import list_object
 from assistd.routing import api_router
 from assistd.runs import service
@@ -27,6 +29,7 @@ from assistd.state import AppState
 from assistd.threads.protocol import to_object as thread_object
 
 router = api_router(tags=["Assistants"])
+RESTING = TERMINAL | {"requires_action"}
 
 IncludeDep = Annotated[list[str] | None, Query(alias="include[]")]
 POLL_AFTER_MS = "100"  # steer the SDKs' poll loops (Python defaults to 1 s, Node to 5 s)
@@ -36,9 +39,17 @@ async def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str,
     subscription = state.bus.subscribe(run_id)
     sub = subscription.__enter__()
     await state.bus.attach(sub, run_id)
+
+    async def resting() -> tuple[str, dict[str, Any]] | None:
+        async with state.db.session() as s:
+            run = await s.scalar(select(Run).where(Run.id == run_id))
+        if run is None or run.status not in RESTING:
+            return None
+        return f"thread.run.{run.status}", to_object(run)
+
     for name, data in first:
         sub.put(name, data)
-    return event_stream(subscription, sub, keepalive_seconds=state.settings.sse_keepalive_seconds)
+    return event_stream(subscription, sub, keepalive_seconds=state.settings.sse_keepalive_seconds, resting=resting)
 
 
 @router.post("/threads/runs", operation_id="createThreadAndRun")

@@ -7,13 +7,38 @@ silent. The response is independent of the run: a client that disconnects stops 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
 from sse_starlette import EventSourceResponse
 
 from assistd.runs.events import STREAM_END, Subscription
+
+# (event name, run object) if the run rests (terminal or requires_action), else None
+RestingCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]
+
+
+async def relay_events(
+    sub: Subscription, *, resting: RestingCheck | None, watch_seconds: float
+) -> AsyncIterator[dict[str, Any]]:
+    """The subscription's events up to a terminal run event, then ``done``."""
+    while True:
+        try:
+            name, data = await asyncio.wait_for(sub.queue.get(), timeout=watch_seconds)
+        except TimeoutError:
+            # Watchdog: after a silence, ask the database whether the run already rests.
+            # An event lost between processes must not leave the client waiting forever.
+            ended = await resting() if resting is not None else None
+            if ended is None:
+                continue
+            name, data = ended[0], orjson.dumps(ended[1])
+        yield {"event": name, "data": data.decode()}
+        if name in STREAM_END:
+            break
+    yield {"event": "done", "data": "[DONE]"}
 
 
 def event_stream(
@@ -21,16 +46,14 @@ def event_stream(
     sub: Subscription,
     *,
     keepalive_seconds: float,
+    resting: RestingCheck | None = None,
+    watch_seconds: float = 5.0,
     on_close: Callable[[], None] | None = None,
 ) -> EventSourceResponse:
     async def relay() -> AsyncIterator[dict[str, Any]]:
         try:
-            while True:
-                name, data = await sub.queue.get()
-                yield {"event": name, "data": data.decode()}
-                if name in STREAM_END:
-                    break
-            yield {"event": "done", "data": "[DONE]"}
+            async for item in relay_events(sub, resting=resting, watch_seconds=watch_seconds):
+                yield item
         finally:
             subscription.__exit__(None, None, None)
             if on_close is not None:
