@@ -69,13 +69,15 @@ class _Open:
 
 
 class RunRunner:
-    def __init__(self, executor: Executor, run_id: str) -> None:
+    def __init__(self, executor: Executor, run_id: str, run: Run | None = None) -> None:
         self.ex = executor
         self.db = executor.state.db
         self.bus = executor.state.bus
         self.run_id = run_id
         self.stop_reason: str | None = None
         self.run: Run
+        if run is not None:
+            self.run = run
         self.open = _Open()
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ class RunRunner:
     # --- the run --------------------------------------------------------------------------------
 
     async def execute(self) -> None:
-        run = await self._reload_run()
+        run = self.run if hasattr(self, "run") else await self._reload_run()
         self.emit("thread.run.in_progress", run_object(run))
         try:
             while True:

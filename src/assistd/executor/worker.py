@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assistd.executor")
 
+# Is anything queued? (a plain read, before taking SQLite's write lock to claim)
+_ANY_QUEUED = select(Run.__table__.c.seq).where(Run.__table__.c.status == "queued").limit(1)
+
 
 class Executor:
     def __init__(
@@ -110,18 +113,21 @@ class Executor:
         while not self._stopping:
             try:
                 while len(self._running) < self.concurrency:
-                    run_id = await self._claim()
-                    if run_id is None:
+                    run = await self._claim()
+                    if run is None:
                         break
-                    self._start_runner(run_id)
+                    self._start_runner(run)
             except Exception:
                 log.exception("claim failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
 
-    async def _claim(self) -> str | None:
+    async def _claim(self) -> Run | None:
+        """Claim the oldest queued run; the claimed row (status ``in_progress``) or None."""
         db, t = self.state.db, now()
+        if db.fast is not None and db.is_sqlite and await db.fast.first(_ANY_QUEUED, {}) is None:
+            return None  # nothing queued: no write transaction (SQLite has one writer at a time)
         async with db.session(write=True) as s:
             stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(1)
             if not db.is_sqlite:
@@ -139,10 +145,14 @@ class Executor:
                 attempt=Run.attempt + 1,
                 started_at=func.coalesce(Run.started_at, t),
             )
-        return run_id if ok else None
+            if not ok:
+                return None
+            run: Run | None = await s.scalar(select(Run).where(Run.id == run_id))
+        return run
 
-    def _start_runner(self, run_id: str) -> None:
-        runner = RunRunner(self, run_id)
+    def _start_runner(self, run: Run) -> None:
+        run_id = run.id
+        runner = RunRunner(self, run_id, run)
         task = asyncio.create_task(runner.execute(), name=f"run-{run_id}")
         self._running[run_id] = (task, runner)
 
