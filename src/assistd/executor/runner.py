@@ -247,8 +247,20 @@ class RunRunner:
         setattr(step, {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}[step_status], t)
         step.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
         async with self.db.session(write=True) as s:
-            await s.merge(msg)
-            await s.merge(step)
+            # UPDATEs, not session.merge(): a merge first SELECTs the row it already has.
+            await s.execute(
+                update(Message)
+                .where(Message.id == msg.id)
+                .values(
+                    content=msg.content,
+                    status=msg.status,
+                    completed_at=msg.completed_at,
+                    incomplete_at=msg.incomplete_at,
+                    incomplete_details=msg.incomplete_details,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await _write_step(s, step)
         self.open.message = self.open.message_step = None
         self.emit(f"thread.message.{status}", message_object(msg))
         self.emit(f"thread.run.step.{step_status}", step_to_object(step))
@@ -337,7 +349,7 @@ class RunRunner:
                 },
             }
             async with self.db.session(write=True) as s:
-                await s.merge(step)
+                await _write_step(s, step)
                 ok = await transition(
                     s,
                     self.run_id,
@@ -387,7 +399,9 @@ class RunRunner:
             ok = await transition(
                 s, self.run_id, status, usage=self.run.usage, lease_owner=None, lease_expires_at=None, **values
             )
-        run = await self._reload_run()
+            run = await s.scalar(select(Run).where(Run.id == self.run_id))  # read back in the same transaction
+        assert run is not None
+        self.run = run
         if ok:
             self.emit(f"thread.run.{status}", run_object(run))
         return ok
@@ -404,7 +418,7 @@ class RunRunner:
             step.last_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
             step.usage = self._call_usage()
             async with self.db.session(write=True) as s:
-                await s.merge(step)
+                await _write_step(s, step)
             self.emit("thread.run.step.failed", step_to_object(step))
         await self._finish("failed", last_error=error, failed_at=now())
 
@@ -417,7 +431,7 @@ class RunRunner:
             if step is not None and step.status == "in_progress":
                 step.status, step.cancelled_at = "cancelled", now()
                 async with self.db.session(write=True) as s:
-                    await s.merge(step)
+                    await _write_step(s, step)
                 self.emit("thread.run.step.cancelled", step_to_object(step))
             await self._finish("cancelled", cancelled_at=now())
         elif reason == StopReason.SHUTDOWN:
@@ -426,6 +440,23 @@ class RunRunner:
                 self.run_id, [x.id for x in (self.open.message_step, self.open.tool_step) if x], self.open.message
             )
         # LEASE_LOST: another actor owns the run now; touch nothing.
+
+
+async def _write_step(s: Any, step: RunStep) -> None:
+    await s.execute(
+        update(RunStep)
+        .where(RunStep.id == step.id)
+        .values(
+            status=step.status,
+            step_details=step.step_details,
+            last_error=step.last_error,
+            completed_at=step.completed_at,
+            cancelled_at=step.cancelled_at,
+            failed_at=step.failed_at,
+            usage=step.usage,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def finalize_cancel(executor: Executor, run_id: str) -> None:
