@@ -111,8 +111,10 @@ class PostgresEventBus(RunEventBus):
                         "INSERT INTO run_events (run_id, event, data, created_at) VALUES ($1, $2, $3, $4)",
                         [(rid, ev, data.decode(), now) for rid, ev, data in batch],
                     )
-                    for rid in dict.fromkeys(rid for rid, _, _ in batch):
-                        await conn.execute("SELECT pg_notify($1, $2)", EVENTS, rid)
+                    # One NOTIFY per batch: its payload lists the run ids (kept under NOTIFY's 8000 bytes).
+                    ids = list(dict.fromkeys(rid for rid, _, _ in batch))
+                    for i in range(0, len(ids), 200):
+                        await conn.execute("SELECT pg_notify($1, $2)", EVENTS, ",".join(ids[i : i + 200]))
             except Exception:
                 log.exception("could not write %d run events", len(batch))
 
@@ -123,35 +125,40 @@ class PostgresEventBus(RunEventBus):
         async with self._pool.acquire() as conn:
             sub.since = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
 
-    def _on_events(self, _conn: Any, _pid: int, _channel: str, run_id: str) -> None:
-        if self.has_subscribers(run_id):
-            self._dirty.add(run_id)
-            self._has_dirty.set()
+    def _on_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        for run_id in payload.split(","):
+            if self.has_subscribers(run_id):
+                self._dirty.add(run_id)
+                self._has_dirty.set()
 
     async def _deliverer(self) -> None:
         while True:
             await self._has_dirty.wait()
             self._has_dirty.clear()
             dirty, self._dirty = self._dirty, set()
-            for run_id in dirty:
-                try:
-                    await self._deliver(run_id)
-                except Exception:
-                    log.exception("could not relay events of %s", run_id)
+            try:
+                await self._deliver(dirty)
+            except Exception:
+                log.exception("could not relay events of %d runs", len(dirty))
 
-    async def _deliver(self, run_id: str) -> None:
-        subs = [s for s in self._subs.get(run_id, []) if not s.local]
+    async def _deliver(self, run_ids: set[str]) -> None:
+        """One query for every notified run, then each row to the streams that have not had it."""
+        subs = {rid: [s for s in self._subs.get(rid, []) if not s.local] for rid in run_ids}
+        subs = {rid: ss for rid, ss in subs.items() if ss}
         if not subs:
             return
-        since = min(s.since for s in subs)
+        since = min(s.since for ss in subs.values() for s in ss)
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT seq, event, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq", run_id, since
+                "SELECT seq, run_id, event, data FROM run_events WHERE run_id = ANY($1::text[]) AND seq > $2 ORDER BY seq",
+                list(subs),
+                since,
             )
-        for sub in subs:
-            for seq, event, data in rows:
+        for seq, run_id, event, data in rows:
+            payload = data.encode()
+            for sub in subs[run_id]:
                 if seq > sub.since:
-                    sub.queue.put_nowait((event, data.encode()))
+                    sub.queue.put_nowait((event, payload))
                     sub.since = seq
 
     # --- signals --------------------------------------------------------------------------------
