@@ -700,12 +700,17 @@ async def main_async(args: argparse.Namespace) -> int:
         "errors": errors,
         "total_seconds": round(total, 1),
     }
+    return write_report("crud", stamp, report, errors, "request(s)")
+
+
+def write_report(kind: str, stamp: str, report: dict[str, Any], errors: int, noun: str) -> int:
+    """Write bench/results/<kind>-<stamp>.json; the exit status (1 if anything failed)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"crud-{stamp}.json"
+    path = RESULTS_DIR / f"{kind}-{stamp}.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"results written to {path.relative_to(ROOT)}")
     if errors:
-        print(f"{errors} request(s) failed", file=sys.stderr)
+        print(f"{errors} {noun} failed", file=sys.stderr)
         return 1
     return 0
 

@@ -77,6 +77,7 @@ from crud import (
     pg_create_database,
     pg_drop_database,
     verdict,
+    write_report,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1151,14 +1152,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "errors": errors,
         "total_seconds": round(total, 1),
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"runs-{stamp}.json"
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    print(f"results written to {path.relative_to(ROOT)}")
-    if errors:
-        print(f"{errors} run(s)/stream(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return write_report("runs", stamp, report, errors, "run(s)/stream(s)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
