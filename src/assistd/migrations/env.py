@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from assistd.db.session import create_engine
 from assistd.models import Base
+from assistd.models.vector_store import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -20,6 +21,7 @@ def _configure(**kwargs: Any) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
         **kwargs,
     )
 

@@ -6,11 +6,13 @@ from assistd.models.file import File, Upload, UploadPart
 from assistd.models.project import ApiKey, Project
 from assistd.models.run import Run, RunEvent, RunStep
 from assistd.models.thread import Message, Thread
+from assistd.models.vector_store import Chunk, VectorStore, VectorStoreFile, VectorStoreFileBatch, VectorStoreFileText
 
 __all__ = [
     "ApiKey",
     "Assistant",
     "Base",
+    "Chunk",
     "File",
     "Message",
     "Project",
@@ -20,4 +22,8 @@ __all__ = [
     "Thread",
     "Upload",
     "UploadPart",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStoreFileBatch",
+    "VectorStoreFileText",
 ]
