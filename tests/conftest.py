@@ -128,6 +128,8 @@ async def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, 
         upstream_base_url=fake_llm.base_url,
         upstream_routes=FAST_ROUTES,
         run_lease_seconds=5,
+        embedder="hash",  # deterministic and fast; the local model is exercised by tests/retrieval
+        vector_index=os.environ.get("ASSISTD_TEST_VECTOR_INDEX", "auto"),  # numpy: the PG suite without pgvector
     )
 
 

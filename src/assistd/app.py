@@ -20,6 +20,7 @@ from assistd.runs.router import router as runs_router
 from assistd.state import AppState
 from assistd.threads.router import router as threads_router
 from assistd.uploads.router import router as uploads_router
+from assistd.vector_stores.router import router as vector_stores_router
 
 log = logging.getLogger("assistd")
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         messages_router,
         files_router,
         uploads_router,
+        vector_stores_router,
     ):
         app.include_router(r, prefix="/v1")
     return app

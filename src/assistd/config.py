@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     embedder_batch_size: int = Field(default=32, ge=1, le=2048, description="Texts per embedding batch/request.")
     parse_timeout_seconds: float = Field(default=120.0, gt=0, description="Wall-clock limit for parsing one file.")
     parse_memory_mb: int = Field(default=1024, ge=64, description="Address-space limit of the parser subprocess.")
+    vector_index: Literal["auto", "numpy", "pgvector"] = Field(
+        default="auto",
+        description="Vector search: pgvector HNSW when the extension is installed (PostgreSQL), else numpy; "
+        "numpy forces in-memory matrices.",
+    )
+    ingest_concurrency: int = Field(default=2, ge=1, description="Files ingested at once per process.")
+    ingest_lease_seconds: float = Field(default=120.0, gt=0, description="Lease on a file being ingested.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -161,6 +161,16 @@ class AutoChunkingStrategy(StrictModel):
 class StaticChunkingConfig(StrictModel):
     max_chunk_size_tokens: int = Field(ge=100, le=4096)
     chunk_overlap_tokens: int = Field(ge=0)
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _at_most_half(cls, v: int, info: ValidationInfo) -> int:
+        size = info.data.get("max_chunk_size_tokens")
+        if size is not None and v * 2 > size:
+            raise ValueError(
+                f"chunk_overlap_tokens must not exceed half of max_chunk_size_tokens ({size // 2}), but got {v} instead"
+            )
+        return v
 
 
 class StaticChunkingStrategy(StrictModel):

@@ -20,6 +20,7 @@ from assistd.storage.local import LocalBlobStore
 
 if TYPE_CHECKING:
     from assistd.executor.worker import Executor
+    from assistd.ingest.worker import Ingester
 
 log = logging.getLogger("assistd")
 
@@ -35,6 +36,7 @@ class AppState:
     bus: RunEventBus | PostgresEventBus
     llm: LLMClient
     executor: Executor | None = None
+    ingester: Ingester | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -71,10 +73,21 @@ class AppState:
             state.bus.on_wake = state.executor.wake
             state.bus.on_cancel = state.executor.request_cancel
             state.executor.start()
+            from assistd.ingest.worker import Ingester
+
+            state.ingester = Ingester(
+                state, concurrency=settings.ingest_concurrency, lease_seconds=settings.ingest_lease_seconds
+            )
+            if isinstance(state.bus, PostgresEventBus):
+                state.bus.on_ingest = state.ingester.wake
+            state.ingester.start()
         if background:
             from assistd.files.service import sweep_expired
 
             state.every(settings.sweep_interval_seconds, sweep_expired)
+            from assistd.vector_stores.sweep import sweep_vector_stores
+
+            state.every(settings.sweep_interval_seconds, sweep_vector_stores)
             if isinstance(state.bus, PostgresEventBus):
                 bus = state.bus
                 state.every(settings.sweep_interval_seconds, lambda _s: bus.prune())
@@ -114,6 +127,8 @@ class AppState:
         self.tasks.append(asyncio.create_task(_loop(), name=f"assistd-{getattr(job, '__name__', 'job')}"))
 
     async def stop(self) -> None:
+        if self.ingester is not None:
+            await self.ingester.stop()
         if self.executor is not None:
             await self.executor.stop()
         for t in self.tasks:

@@ -26,6 +26,7 @@ from assistd.references import check_id, not_found
 from assistd.state import AppState
 from assistd.timeutil import now
 from assistd.uploads.repository import expire_pending_uploads
+from assistd.vector_stores.repository import detach_everywhere
 
 log = logging.getLogger("assistd.files")
 
@@ -188,6 +189,8 @@ async def delete_file(state: AppState, project_id: str, file_id: str) -> None:
     check_id("file", file_id, "file_id")
     async with state.db.session(write=True) as session:
         key = await FileRepository(session, project_id).delete_live(file_id, now())
+        if key is not None:  # and from every vector store, in the same transaction
+            await detach_everywhere(session, project_id, [file_id])
     if key is None:
         raise not_found("file", file_id)
     # The row is gone (committed); only now remove the bytes.
@@ -217,6 +220,7 @@ async def sweep_expired(state: AppState) -> None:
     while True:
         async with state.db.session(write=True) as session:
             keys = await delete_expired_files(session, t, SWEEP_BATCH)
+            await detach_everywhere(session, None, keys)  # blob keys are the file ids
         await discard_blobs(state, keys)
         if keys:
             log.info("deleted %d expired files", len(keys))

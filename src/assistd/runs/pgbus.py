@@ -33,6 +33,7 @@ log = logging.getLogger("assistd.pgbus")
 WAKE = "assistd_wake"
 CANCEL = "assistd_cancel"
 EVENTS = "assistd_events"
+INGEST = "assistd_ingest"  # vector-store files were queued (see assistd.ingest)
 KEEP_EVENTS_SECONDS = 600.0
 
 
@@ -52,6 +53,7 @@ class PostgresEventBus(RunEventBus):
         self._has_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_wake: Callable[[], None] | None = None
+        self.on_ingest: Callable[[], None] | None = None
         self.on_cancel: Callable[[str], Awaitable[None]] | None = None
         self._spawned: set[asyncio.Task[Any]] = set()
 
@@ -63,6 +65,7 @@ class PostgresEventBus(RunEventBus):
         await self._listener.add_listener(EVENTS, self._on_events)
         await self._listener.add_listener(WAKE, self._on_wake)
         await self._listener.add_listener(CANCEL, self._on_cancel)
+        await self._listener.add_listener(INGEST, self._on_ingest)
         self._tasks = [
             asyncio.create_task(self._writer(), name="assistd-event-writer"),
             asyncio.create_task(self._deliverer(), name="assistd-event-deliverer"),
@@ -170,6 +173,10 @@ class PostgresEventBus(RunEventBus):
     def _on_wake(self, *_args: Any) -> None:
         if self.on_wake is not None:
             self.on_wake()
+
+    def _on_ingest(self, *_args: Any) -> None:
+        if self.on_ingest is not None:
+            self.on_ingest()
 
     def _on_cancel(self, _conn: Any, _pid: int, _channel: str, run_id: str) -> None:
         if self.on_cancel is not None:

@@ -1,0 +1,364 @@
+"""Hybrid search over vector stores: vector top-k + keyword top-k, fused by reciprocal rank.
+
+For each query string there are two ranked candidate lists: the nearest chunks by cosine
+similarity (numpy or pgvector HNSW, see index.py) and the best keyword matches (SQLite FTS5 bm25,
+or PostgreSQL ``ts_rank_cd`` on the ``tsv`` column). Keyword queries are built from the query's
+words only (each one quoted, OR-ed), so no FTS syntax from the user ever reaches the engine.
+Attribute ``filters`` are SQL conditions in both candidate queries (and in the numpy path, a mask
+from the same SQL).
+
+**Scores (0..1).** ``rrf = Σ 1/(60 + rank)`` over every list a chunk appears in, normalised by the
+best possible value (rank 1 in every list), so ``rrf_norm`` is 1.0 only for a chunk that tops
+every list. With ``ranker: none`` the score is ``rrf_norm``. Otherwise (``auto`` /
+``default-2024-11-15``) the top candidates are re-ranked by
+``score = 0.5·rrf_norm + 0.5·(0.7·max(cos, 0) + 0.3·coverage)``, where ``cos`` is the chunk's best
+cosine similarity to any query and ``coverage`` the share of the query's distinct words found in
+the chunk. Both parts are absolute (not relative to the other results), so ``score_threshold``
+removes weak matches rather than a fixed share of the results.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import bindparam, select, text
+
+from assistd.models import VectorStore, VectorStoreFile
+from assistd.retrieval.filters import compile_filter
+from assistd.retrieval.index import backend, ensure_hnsw, get_embedder, matrix_cache, vec_literal
+
+if TYPE_CHECKING:
+    from assistd.state import AppState
+
+RRF_K = 60
+MAX_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "can",
+        "could",
+        "should",
+        "would",
+        "about",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    vector_store_id: str
+    file_id: str
+    filename: str
+    score: float
+    attributes: dict[str, Any] | None
+    text: str
+    chunk_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRef:
+    id: str
+    index_version: int
+
+
+def query_terms(q: str) -> list[str]:
+    """Distinct lower-cased words of ``q`` without stop words (all words if only stop words)."""
+    words = [w.lower() for w in _WORD.findall(q)]
+    kept = [w for w in words if w not in STOPWORDS] or words
+    return list(dict.fromkeys(kept))[:MAX_TERMS]
+
+
+def fts5_query(q: str) -> str | None:
+    """An FTS5 MATCH expression: each word quoted (no operators, columns or prefixes), OR-ed."""
+    terms = query_terms(q)
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def tsquery_text(q: str) -> str | None:
+    """A ``to_tsquery`` expression of plain words (``\\w`` only, so no tsquery syntax) OR-ed."""
+    terms = [t for t in query_terms(q) if t.isalnum()]
+    return " | ".join(terms) if terms else None
+
+
+async def search_stores(
+    state: AppState,
+    project_id: str,
+    vector_store_ids: list[str],
+    queries: list[str],
+    *,
+    max_num_results: int = 10,
+    filters: Any | None = None,
+    ranking_options: dict[str, Any] | None = None,
+) -> list[SearchHit]:
+    """The best chunks of the given stores (of ``project_id``) for ``queries``, best first.
+
+    ``filters`` is a ComparisonFilter/CompoundFilter model (vector_stores.protocol) or None;
+    ``ranking_options`` ``{"ranker": none|auto|default-2024-11-15, "score_threshold": 0..1}``.
+    Expired stores are searched like others: callers decide whether that is allowed.
+    """
+    queries = [q for q in queries if q.strip()]
+    if not queries or not vector_store_ids:
+        return []
+    ranker = (ranking_options or {}).get("ranker") or "auto"
+    threshold = float((ranking_options or {}).get("score_threshold") or 0.0)
+    db = state.db
+    dialect = "sqlite" if db.is_sqlite else "postgresql"
+    async with db.session() as s:
+        vt = VectorStore.__table__.c
+        stores = [
+            StoreRef(r[0], r[1])
+            for r in (
+                await s.execute(
+                    select(vt.id, vt.index_version).where(vt.id.in_(vector_store_ids), vt.project_id == project_id)
+                )
+            ).all()
+        ]
+        allowed: set[tuple[str, str]] | None = None
+        if filters is not None:
+            f = VectorStoreFile.__table__.c
+            rows = await s.execute(
+                select(f.vector_store_id, f.id).where(
+                    f.vector_store_id.in_([st.id for st in stores]),
+                    f.status == "completed",
+                    compile_filter(filters, f.attributes, dialect),
+                )
+            )
+            allowed = {(r[0], r[1]) for r in rows}
+    if not stores or allowed == set():
+        return []
+    emb = get_embedder(state)
+    qv = await emb.embed(queries)
+    dim = int(qv.shape[1])
+    k = max(max_num_results * 3, 30)
+    b = await backend(state)
+    lists: list[list[int]] = []
+    if b.kind == "pgvector":
+        await ensure_hnsw(state, b, dim)
+        lists += await _vector_pg(state, stores, qv, emb.name, dim, k, allowed)
+    else:
+        lists += await _vector_numpy(state, stores, qv, emb.name, dim, k, allowed)
+    lists += await _keyword(state, stores, queries, k, allowed)
+
+    fused: dict[int, float] = {}
+    for ranked in lists:
+        for rank, seq in enumerate(ranked):
+            fused[seq] = fused.get(seq, 0.0) + 1.0 / (RRF_K + rank + 1)
+    if not fused:
+        return []
+    best = len(lists) / (RRF_K + 1)
+    pool = sorted(fused, key=lambda sq: -fused[sq])[: max(max_num_results * 3, max_num_results)]
+    rows = await _fetch(state, pool)
+    terms = [set(query_terms(q)) for q in queries]
+    hits: list[SearchHit] = []
+    for seq in pool:
+        r = rows.get(seq)
+        if r is None:
+            continue
+        rrf = min(fused[seq] / best, 1.0)
+        if ranker == "none":
+            score = rrf
+        else:
+            cos = 0.0
+            if r["dim"] == dim and r["embedding"] is not None:
+                v = np.frombuffer(r["embedding"], dtype=np.float32)
+                cos = float(np.max(qv @ v))
+            words = {w.lower() for w in _WORD.findall(r["text"])}
+            coverage = max((len(t & words) / len(t) for t in terms if t), default=0.0)
+            score = 0.5 * rrf + 0.5 * (0.7 * max(cos, 0.0) + 0.3 * coverage)
+        score = float(min(max(score, 0.0), 1.0))
+        if score < threshold:
+            continue
+        hits.append(
+            SearchHit(r["vector_store_id"], r["file_id"], r["filename"], score, r["attributes"], r["text"], r["idx"])
+        )
+    hits.sort(key=lambda h: -h.score)
+    return hits[:max_num_results]
+
+
+async def _vector_numpy(
+    state: AppState,
+    stores: list[StoreRef],
+    qv: np.ndarray,
+    embedder: str,
+    dim: int,
+    k: int,
+    allowed: set[tuple[str, str]] | None,
+) -> list[list[int]]:
+    cache = matrix_cache(state)
+    per_query: list[list[tuple[float, int]]] = [[] for _ in range(qv.shape[0])]
+    for st in stores:
+        m = await cache.get(state, st.id, st.index_version, embedder, dim)
+        if not len(m.seqs):
+            continue
+        sims = m.matrix @ qv.T  # (n, q)
+        if allowed is not None:
+            ok = np.array([(st.id, fid) in allowed for fid in m.file_ids], dtype=bool)
+            sims = np.where(ok[:, None], sims, -np.inf)
+        n = sims.shape[0]
+        kk = min(k, n)
+        for qi in range(qv.shape[0]):
+            col = sims[:, qi]
+            top = np.argpartition(-col, kk - 1)[:kk] if kk < n else np.arange(n)
+            for i in top:
+                if np.isfinite(col[i]):
+                    per_query[qi].append((float(col[i]), int(m.seqs[i])))
+    return [[seq for _, seq in sorted(lst, key=lambda x: -x[0])[:k]] for lst in per_query]
+
+
+def _allowed_sql(allowed: set[tuple[str, str]] | None) -> tuple[str, dict[str, Any]]:
+    if allowed is None:
+        return "", {}
+    return " AND (vector_store_id || ':' || file_id) IN :allowed", {"allowed": [f"{s}:{f}" for s, f in allowed]}
+
+
+async def _vector_pg(
+    state: AppState,
+    stores: list[StoreRef],
+    qv: np.ndarray,
+    embedder: str,
+    dim: int,
+    k: int,
+    allowed: set[tuple[str, str]] | None,
+) -> list[list[int]]:
+    extra, params = _allowed_sql(allowed)
+    d = int(dim)
+    stmt = text(
+        f"SELECT seq FROM chunks WHERE dim = {d} AND embedder = :emb AND vector_store_id IN :sids{extra} "
+        f"ORDER BY embedding_vec::vector({d}) <=> CAST(:q AS vector({d})) LIMIT :k"
+    ).bindparams(bindparam("sids", expanding=True))
+    if allowed is not None:
+        stmt = stmt.bindparams(bindparam("allowed", expanding=True))
+    out: list[list[int]] = []
+    async with state.db.session(write=True) as s:
+        await s.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        await s.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(k * 2, 1000))}"))
+        for v in qv:
+            rows = await s.execute(
+                stmt, {"emb": embedder, "sids": [st.id for st in stores], "q": vec_literal(v), "k": k, **params}
+            )
+            out.append([r[0] for r in rows])
+    return out
+
+
+async def _keyword(
+    state: AppState, stores: list[StoreRef], queries: list[str], k: int, allowed: set[tuple[str, str]] | None
+) -> list[list[int]]:
+    extra, params = _allowed_sql(allowed)
+    sids = [st.id for st in stores]
+    out: list[list[int]] = []
+    async with state.db.session() as s:
+        for q in queries:
+            if state.db.is_sqlite:
+                expr = fts5_query(q)
+                if expr is None:
+                    continue
+                stmt = text(
+                    "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
+                    f"WHERE chunks_fts MATCH :q AND c.vector_store_id IN :sids{extra.replace('vector_store_id', 'c.vector_store_id').replace('file_id', 'c.file_id')} "
+                    "ORDER BY bm25(chunks_fts) LIMIT :k"
+                )
+            else:
+                expr = tsquery_text(q)
+                if expr is None:
+                    continue
+                stmt = text(
+                    "SELECT seq FROM chunks, to_tsquery('english', :q) query "
+                    f"WHERE tsv @@ query AND vector_store_id IN :sids{extra} "
+                    "ORDER BY ts_rank_cd(tsv, query) DESC LIMIT :k"
+                )
+            stmt = stmt.bindparams(bindparam("sids", expanding=True))
+            if allowed is not None:
+                stmt = stmt.bindparams(bindparam("allowed", expanding=True))
+            rows = await s.execute(stmt, {"q": expr, "sids": sids, "k": k, **params})
+            out.append([r[0] for r in rows])
+    return out
+
+
+async def _fetch(state: AppState, seqs: list[int]) -> dict[int, dict[str, Any]]:
+    stmt = text(
+        "SELECT c.seq, c.vector_store_id, c.file_id, c.idx, c.text, c.dim, c.embedding, f.filename, vf.attributes "
+        "FROM chunks c LEFT JOIN files f ON f.id = c.file_id "
+        "LEFT JOIN vector_store_files vf ON vf.vector_store_id = c.vector_store_id AND vf.id = c.file_id "
+        "WHERE c.seq IN :seqs"
+    ).bindparams(bindparam("seqs", expanding=True))
+    async with state.db.session() as s:
+        rows = (await s.execute(stmt, {"seqs": seqs})).mappings().all()
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        d = dict(r)
+        attrs = d["attributes"]
+        if isinstance(attrs, str):
+            import orjson
+
+            attrs = orjson.loads(attrs)
+        d["attributes"] = attrs
+        d["filename"] = d["filename"] or ""
+        out[int(d["seq"])] = d
+    return out
+
+
+__all__ = ["SearchHit", "search_stores"]
