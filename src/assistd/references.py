@@ -86,14 +86,7 @@ async def check_tool_resources(
             project_id,
             [(f"{prefix}.code_interpreter.file_ids[{i}]", fid) for i, fid in enumerate(res.code_interpreter.file_ids)],
         )
-    fs = res.file_search
-    if fs is not None and getattr(fs, "vector_stores", None):
-        raise InvalidRequestError(
-            "Creating vector stores through 'tool_resources.file_search.vector_stores' is not supported "
-            "by this server yet; create the vector store first and pass 'vector_store_ids'.",
-            param=f"{prefix}.file_search.vector_stores",
-            code="unsupported_parameter",
-        )
-    if fs is not None and fs.vector_store_ids:
-        for i, vs in enumerate(fs.vector_store_ids):
-            check_id("vector_store", vs, f"{prefix}.file_search.vector_store_ids[{i}]")
+    if res.file_search is not None:
+        from assistd.vector_stores.helpers import check_file_search_resources  # (imports this module)
+
+        await check_file_search_resources(session, project_id, res, prefix)

@@ -34,7 +34,7 @@ BODIES: dict[str, dict[str, Any]] = {
         "description": "d",
         "instructions": "i",
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-        "tool_resources": {"code_interpreter": {"file_ids": []}, "file_search": {"vector_store_ids": ["vs_x"]}},
+        "tool_resources": {"code_interpreter": {"file_ids": []}, "file_search": {"vector_store_ids": []}},
         "metadata": {"k": "v"},
         "temperature": 1,
         "top_p": 1,

@@ -33,8 +33,11 @@ class TestCreateThread:
         assert (await client.get("/threads")).json()["data"] == []
 
     async def test_tool_resources_helper_and_ids(self, client: httpx.AsyncClient) -> None:
+        vs = (await client.post("/vector_stores", json={})).json()["id"]
+        r = await client.post("/threads", json={"tool_resources": {"file_search": {"vector_store_ids": [vs]}}})
+        assert r.json()["tool_resources"] == {"file_search": {"vector_store_ids": [vs]}}
         r = await client.post("/threads", json={"tool_resources": {"file_search": {"vector_store_ids": ["vs_abc"]}}})
-        assert r.json()["tool_resources"] == {"file_search": {"vector_store_ids": ["vs_abc"]}}
+        assert_error(r, 400, param="tool_resources.file_search.vector_store_ids[0]", code="invalid_value")
         r = await client.post("/threads", json={"tool_resources": {"file_search": {"vector_store_ids": ["asst_abc"]}}})
         assert_error(r, 400, param="tool_resources.file_search.vector_store_ids[0]")
         r = await client.post("/threads", json={"tool_resources": {"code_interpreter": {"file_ids": ["file-missing"]}}})

@@ -18,6 +18,7 @@ from assistd.protocol import (
 )
 from assistd.references import check_id, check_tool_resources, not_found, or_404
 from assistd.timeutil import now
+from assistd.vector_stores.helpers import resolve_tool_resources
 
 
 async def create_assistant(session: AsyncSession, project_id: str, body: CreateAssistantRequest) -> Assistant:
@@ -31,7 +32,7 @@ async def create_assistant(session: AsyncSession, project_id: str, body: CreateA
         model=body.model,
         instructions=body.instructions,
         tools=[tool_to_object(t) for t in body.tools],
-        tool_resources=tool_resources_to_object(body.tool_resources),
+        tool_resources=await resolve_tool_resources(session, project_id, body.tool_resources),
         metadata_=body.metadata or {},
         temperature=body.temperature if body.temperature is not None else 1.0,
         top_p=body.top_p if body.top_p is not None else 1.0,

@@ -18,8 +18,9 @@ from assistd.models import Message
 from assistd.pagination import ListQuery, Page
 from assistd.references import check_id, not_found, require_files
 from assistd.runs.repository import RunRepository
-from assistd.threads.service import require_thread
+from assistd.threads.service import get_thread, require_thread
 from assistd.timeutil import now
+from assistd.vector_stores.helpers import attach_to_thread_store, file_search_attachments
 
 
 async def create_message(session: AsyncSession, project_id: str, thread_id: str, body: CreateMessageRequest) -> Message:
@@ -31,6 +32,10 @@ async def create_message(session: AsyncSession, project_id: str, thread_id: str,
     row = build_message(project_id, thread_id, body, now())
     session.add(row)
     await session.flush()
+    attached = file_search_attachments([body])
+    if attached:  # the thread's vector store gets them (made if the thread has none)
+        thread = await get_thread(session, project_id, thread_id)
+        await attach_to_thread_store(session, project_id, thread, attached)
     return row
 
 

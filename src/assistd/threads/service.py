@@ -23,6 +23,7 @@ from assistd.references import check_id, check_tool_resources, not_found, or_404
 from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest
 from assistd.threads.repository import ThreadRepository
 from assistd.timeutil import now
+from assistd.vector_stores.helpers import attach_to_thread_store, file_search_attachments, resolve_tool_resources
 
 
 async def create_thread(session: AsyncSession, project_id: str, body: CreateThreadRequest) -> Thread:
@@ -34,7 +35,7 @@ async def create_thread(session: AsyncSession, project_id: str, body: CreateThre
         id=new_id("thread"),
         project_id=project_id,
         created_at=t,
-        tool_resources=tool_resources_to_object(body.tool_resources),
+        tool_resources=await resolve_tool_resources(session, project_id, body.tool_resources),
         metadata_=body.metadata or {},
     )
     session.add(thread)
@@ -42,6 +43,7 @@ async def create_thread(session: AsyncSession, project_id: str, body: CreateThre
     # Messages in request order; seq keeps that order even within one second.
     session.add_all([build_message(project_id, thread.id, m, t) for m in body.messages])
     await session.flush()
+    await attach_to_thread_store(session, project_id, thread, file_search_attachments(body.messages))
     return thread
 
 
