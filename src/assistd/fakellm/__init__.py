@@ -1,4 +1,5 @@
-"""A scripted fake OpenAI-compatible upstream: ``/v1/chat/completions`` (JSON and SSE) and ``/v1/models``.
+"""A scripted fake OpenAI-compatible upstream: ``/v1/chat/completions`` (JSON and SSE) and ``/v1/models``,
+plus ``/v1/embeddings`` (deterministic hashed bag-of-words vectors, 384-d or ``dimensions``; not scripted).
 
 Run it with ``assistd fake-llm --script FILE`` (or ``python -m assistd.fakellm``), or in tests::
 

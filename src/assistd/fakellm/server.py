@@ -1,4 +1,4 @@
-"""The fake upstream as an ASGI app (Starlette): ``/v1/chat/completions``, ``/v1/models``, control API.
+"""The fake upstream as an ASGI app (Starlette): ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``, control API.
 
 :class:`FakeLLMState` holds the script being played, the turns still pending and the log of
 requests; it is safe to change from another thread while the server runs (see ``runner.FakeLLM``).
@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from assistd.fakellm.chunks import Completion, completion_body, plan_completion, stream_chunks
 from assistd.fakellm.script import Fault, Options, Script, ScriptError, Turn, as_script, parse_turns
+from assistd.retrieval.embeddings import HashEmbedder
 
 __all__ = ["ConnectionDropped", "FakeLLMState", "RecordedRequest", "create_fake_llm_app"]
 
@@ -516,6 +517,24 @@ def _check_key(state: FakeLLMState, request: Request) -> ApiError | None:
     )
 
 
+def _embeddings_input(body: Any) -> ApiError | None:
+    if not isinstance(body, dict):
+        return ApiError(400, "We could not parse the JSON body of your request.")
+    if not isinstance(body.get("model"), str):
+        return ApiError(400, "you must provide a model parameter", param="model")
+    raw = body.get("input")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) and t for t in raw):
+        return ApiError(
+            400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+        )
+    dim = body.get("dimensions")
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or not 8 <= dim <= 4096):
+        return _invalid_type("dimensions", "an integer between 8 and 4096", dim)
+    return None
+
+
 def create_fake_llm_app(script: Any = None, *, state: FakeLLMState | None = None) -> Starlette:
     """The fake upstream's ASGI app. ``script``: a :class:`Script`, its dict/list form, or a file path.
 
@@ -603,6 +622,37 @@ def create_fake_llm_app(script: Any = None, *, state: FakeLLMState | None = None
         entry.status = 200
         return JSONResponse(model_object(model_id))
 
+    async def embeddings(request: Request) -> Response:
+        """Deterministic embeddings (assistd's hashed bag of words, 384-d or ``dimensions``): texts
+        that share words are close, so retrieval can be tested end to end without a model."""
+        entry = await record(request)
+        error = _check_key(state, request)
+        body = entry.body
+        texts: list[str] = []
+        if error is None:
+            error = _embeddings_input(body)
+        if error is None:
+            raw = body["input"]
+            texts = [raw] if isinstance(raw, str) else list(raw)
+        if error is not None:
+            entry.status = error.status
+            return error.response()
+        dim = body.get("dimensions") or 384
+        vectors = HashEmbedder(int(dim)).embed_sync(texts)
+        entry.status = 200
+        tokens = sum(len(t.split()) for t in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [float(x) for x in row]}
+                    for i, row in enumerate(vectors)
+                ],
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     # control API, for a fake run as its own process (`assistd fake-llm`)
     async def control_requests(request: Request) -> Response:
         if request.method == "DELETE":
@@ -640,6 +690,7 @@ def create_fake_llm_app(script: Any = None, *, state: FakeLLMState | None = None
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", get_model, methods=["GET"]),
             Route("/_fakellm/requests", control_requests, methods=["GET", "DELETE"]),

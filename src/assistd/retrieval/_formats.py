@@ -229,19 +229,23 @@ def _walk(node: Any, parts: list[str]) -> None:
             continue
         if name == "pre":
             parts.append(_BREAK)
-            parts.append(tag.get_text().replace("\n", "\n"))
+            parts.append(tag.get_text())
             parts.append(_BREAK)
+            continue
+        if name == "tr":  # one line per row, cells joined by " | "
+            cells = []
+            for cell in tag.find_all(("td", "th"), recursive=False):
+                inner: list[str] = []
+                _walk(cell, inner)
+                cells.append(_SPACES.sub(" ", "".join(inner).replace(_BREAK, " ")).strip())
+            parts.append("\n" + " | ".join(cells) + "\n")
             continue
         block = name in _BLOCK
         if block:
             parts.append(_BREAK)
         if name == "li":
             parts.append("- ")
-        if name in ("td", "th"):
-            parts.append(" | ")
         _walk(tag, parts)
-        if name == "tr":
-            parts.append("\n")
         if block:
             parts.append(_BREAK)
 
