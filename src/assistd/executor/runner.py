@@ -20,10 +20,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
+from assistd.db.core import insert_rows
 from assistd.executor.context import build_context
-from assistd.executor.transitions import transition
+from assistd.executor.transitions import transition, transition_row
 from assistd.ids import new_id
 from assistd.llm.errors import UpstreamError
 from assistd.llm.protocol import (
@@ -37,6 +38,7 @@ from assistd.llm.protocol import (
 )
 from assistd.messages.protocol import to_object as message_object
 from assistd.models import Message, Run, RunStep
+from assistd.pagination import all_rows, row_columns
 from assistd.runs.protocol import step_to_object
 from assistd.runs.protocol import to_object as run_object
 from assistd.timeutil import now
@@ -46,7 +48,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assistd.executor")
 
+_MESSAGES, _STEPS = Message.__table__, RunStep.__table__
 MAX_CONTEXT_MESSAGES = 1000  # the newest messages considered for the prompt
+INLINE_CONTEXT_CHARS = 20_000  # build smaller contexts on the loop (tokenising 20k chars takes ~1 ms)
+
+_CONTEXT_MESSAGES = (
+    select(*row_columns(Message))
+    .where(_MESSAGES.c.thread_id == bindparam("thread_id"), _MESSAGES.c.project_id == bindparam("project_id"))
+    .order_by(_MESSAGES.c.seq.desc())
+    .limit(MAX_CONTEXT_MESSAGES)
+)
+_RUN_STEPS = select(*row_columns(RunStep)).where(_STEPS.c.run_id == bindparam("run_id")).order_by(_STEPS.c.seq)
 
 
 class StopReason:
@@ -117,27 +129,20 @@ class RunRunner:
     async def _one_call(self) -> str:
         run = self.run
         async with self.db.session() as s:
-            messages = list(
-                (
-                    await s.scalars(
-                        select(Message)
-                        .where(Message.thread_id == run.thread_id, Message.project_id == run.project_id)
-                        .order_by(Message.seq.desc())
-                        .limit(MAX_CONTEXT_MESSAGES)
-                    )
-                ).all()
-            )[::-1]
-            steps = list((await s.scalars(select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq))).all())
+            params = {"thread_id": run.thread_id, "project_id": run.project_id}
+            messages = (await all_rows(s, _CONTEXT_MESSAGES, params))[::-1]
+            steps = await all_rows(s, _RUN_STEPS, {"run_id": run.id})
         llm = self.ex.state.llm
-        # Token counting is CPU work: off the event loop, so other runs keep streaming.
-        ctx = await asyncio.to_thread(
-            build_context,
-            run,
-            messages,
-            steps,
-            count=lambda msgs: self.ex.count_tokens(run.model, msgs),
-            context_window=llm.context_window(run.model),
-        )
+        ctx_args = (run, messages, steps)
+        ctx_kw = {
+            "count": lambda msgs: self.ex.count_tokens(run.model, msgs),
+            "context_window": llm.context_window(run.model),
+        }
+        if sum(len(str(m.content)) for m in messages) + len(run.instructions or "") < INLINE_CONTEXT_CHARS:
+            ctx = build_context(*ctx_args, **ctx_kw)  # small: cheaper than a thread hop
+        else:
+            # Token counting is CPU work: off the event loop, so other runs keep streaming.
+            ctx = await asyncio.to_thread(build_context, *ctx_args, **ctx_kw)
         if ctx.over_budget and run.max_prompt_tokens is not None:
             await self._incomplete("max_prompt_tokens")
             return "done"
@@ -206,8 +211,7 @@ class RunRunner:
             "message_creation", {"type": "message_creation", "message_creation": {"message_id": msg.id}}, t
         )
         async with self.db.session(write=True) as s:
-            s.add(step)
-            s.add(msg)
+            await insert_rows(s, step, msg)
         self.open.message, self.open.message_step = msg, step
         self.emit("thread.run.step.created", step_to_object(step))
         self.emit("thread.run.step.in_progress", step_to_object(step))
@@ -232,9 +236,21 @@ class RunRunner:
     async def _close_message(
         self, status: str, reason: str | None, usage: dict[str, int] | None, step_status: str
     ) -> None:
+        closed = self._closing(status, reason, usage, step_status)
+        if closed is None:
+            return
+        async with self.db.session(write=True) as s:
+            await _write_closed(s, *closed)
+        self._emit_closed(*closed, status, step_status)
+
+    def _closing(
+        self, status: str, reason: str | None, usage: dict[str, int] | None, step_status: str
+    ) -> tuple[Message, RunStep] | None:
+        """End the open message and its step in memory; the caller writes them (and may end the run
+        in the same transaction)."""
         msg, step = self.open.message, self.open.message_step
         if msg is None or step is None:
-            return
+            return None
         t = now()
         msg.content = [{"type": "text", "text": {"value": "".join(self.open.text), "annotations": []}}]
         msg.status = status
@@ -246,22 +262,10 @@ class RunRunner:
         step.status = step_status
         setattr(step, {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}[step_status], t)
         step.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
-        async with self.db.session(write=True) as s:
-            # UPDATEs, not session.merge(): a merge first SELECTs the row it already has.
-            await s.execute(
-                update(Message)
-                .where(Message.id == msg.id)
-                .values(
-                    content=msg.content,
-                    status=msg.status,
-                    completed_at=msg.completed_at,
-                    incomplete_at=msg.incomplete_at,
-                    incomplete_details=msg.incomplete_details,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            await _write_step(s, step)
         self.open.message = self.open.message_step = None
+        return msg, step
+
+    def _emit_closed(self, msg: Message, step: RunStep, status: str, step_status: str) -> None:
         self.emit(f"thread.message.{status}", message_object(msg))
         self.emit(f"thread.run.step.{step_status}", step_to_object(step))
 
@@ -274,7 +278,7 @@ class RunRunner:
         if self.open.tool_step is None:
             step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []}, now())
             async with self.db.session(write=True) as s:
-                s.add(step)
+                await insert_rows(s, step)
             self.open.tool_step = step
             self.emit("thread.run.step.created", step_to_object(step))
             self.emit("thread.run.step.in_progress", step_to_object(step))
@@ -350,7 +354,7 @@ class RunRunner:
             }
             async with self.db.session(write=True) as s:
                 await _write_step(s, step)
-                ok = await transition(
+                row = await transition_row(
                     s,
                     self.run_id,
                     "requires_action",
@@ -360,22 +364,21 @@ class RunRunner:
                     lease_owner=None,
                     lease_expires_at=None,
                 )
-            if not ok:
-                await self._reload_run()
-                return "done"
-            run = await self._reload_run()
-            self.emit("thread.run.requires_action", run_object(run))
+            if row is not None:
+                self.run = Run(**row._mapping)
+                self.emit("thread.run.requires_action", run_object(row))
             return "done"
         truncated = self.open.finish == "length"
         if self.open.message is None:
             await self._open_message()  # an empty answer is still a message
-        await self._close_message(
+        # The message, its step and the run end in one transaction.
+        closed = self._closing(
             "incomplete" if truncated else "completed", "max_tokens" if truncated else None, usage, "completed"
         )
         if truncated:
-            await self._incomplete("max_completion_tokens")
+            await self._finish("incomplete", closed=closed, incomplete_details={"reason": "max_completion_tokens"})
         else:
-            await self._finish("completed", completed_at=now())
+            await self._finish("completed", closed=closed, completed_at=now())
         return "done"
 
     def _new_step(self, kind: str, details: dict[str, Any], t: int) -> RunStep:
@@ -394,17 +397,22 @@ class RunRunner:
             usage=None,
         )
 
-    async def _finish(self, status: str, **values: Any) -> bool:
+    async def _finish(self, status: str, *, closed: tuple[Message, RunStep] | None = None, **values: Any) -> bool:
+        """End the run (with the message and step just closed, if any, in the same transaction)."""
         async with self.db.session(write=True) as s:
-            ok = await transition(
+            if closed is not None:
+                await _write_closed(s, *closed)
+            row = await transition_row(
                 s, self.run_id, status, usage=self.run.usage, lease_owner=None, lease_expires_at=None, **values
             )
-            run = await s.scalar(select(Run).where(Run.id == self.run_id))  # read back in the same transaction
-        assert run is not None
-        self.run = run
-        if ok:
-            self.emit(f"thread.run.{status}", run_object(run))
-        return ok
+        if closed is not None:
+            msg, step = closed
+            self._emit_closed(msg, step, msg.status, step.status)
+        if row is None:
+            return False
+        self.run = Run(**row._mapping)
+        self.emit(f"thread.run.{status}", run_object(row))
+        return True
 
     async def _incomplete(self, reason: str) -> None:
         await self._finish("incomplete", incomplete_details={"reason": reason}, completed_at=None)
@@ -442,10 +450,26 @@ class RunRunner:
         # LEASE_LOST: another actor owns the run now; touch nothing.
 
 
+async def _write_closed(s: Any, msg: Message, step: RunStep) -> None:
+    # UPDATEs, not session.merge(): a merge first SELECTs the row it already has.
+    await s.execute(
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == msg.id)
+        .values(
+            content=msg.content,
+            status=msg.status,
+            completed_at=msg.completed_at,
+            incomplete_at=msg.incomplete_at,
+            incomplete_details=msg.incomplete_details,
+        )
+    )
+    await _write_step(s, step)
+
+
 async def _write_step(s: Any, step: RunStep) -> None:
     await s.execute(
-        update(RunStep)
-        .where(RunStep.id == step.id)
+        update(_STEPS)
+        .where(_STEPS.c.id == step.id)
         .values(
             status=step.status,
             step_details=step.step_details,
@@ -455,7 +479,6 @@ async def _write_step(s: Any, step: RunStep) -> None:
             failed_at=step.failed_at,
             usage=step.usage,
         )
-        .execution_options(synchronize_session=False)
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import Run
+from assistd.pagination import row_columns
 
 RunStatus = Literal[
     "queued",
@@ -48,6 +49,9 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
 }
 
 
+_RUNS = Run.__table__  # Core statements: the ORM's bulk-update path costs more and adds nothing here
+
+
 def predecessors(to: str) -> frozenset[str]:
     return frozenset(s for s, nxt in ALLOWED.items() if to in nxt)
 
@@ -61,16 +65,28 @@ async def transition(
     **values: Any,
 ) -> bool:
     """Move ``run_id`` to ``to`` if its current status allows it (and is in ``only_from``)."""
+    return await transition_row(session, run_id, to, only_from=only_from, returning=False, **values) is not None
+
+
+async def transition_row(
+    session: AsyncSession,
+    run_id: str,
+    to: str,
+    *,
+    only_from: Iterable[str] | None = None,
+    returning: bool = True,
+    **values: Any,
+) -> Any | None:
+    """``transition()`` that answers the updated run row (``to_object`` takes it), or None."""
     allowed = predecessors(to)
     if only_from is not None:
         allowed = allowed & frozenset(only_from)
     if not allowed:
-        return False
+        return None
     result = await session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(sorted(allowed)))
+        update(_RUNS)
+        .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(sorted(allowed)))
         .values(status=to, **values)
-        .returning(Run.seq)
-        .execution_options(synchronize_session=False)
+        .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
     )
-    return result.first() is not None
+    return result.first()

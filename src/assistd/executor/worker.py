@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
-from assistd.executor.transitions import transition
+from assistd.executor.transitions import transition, transition_row
 from assistd.ids import random_token
 from assistd.models import Message, Run, RunStep
 from assistd.runs.protocol import step_to_object
@@ -57,6 +57,8 @@ class Executor:
         self._running: dict[str, tuple[asyncio.Task[None], RunRunner]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._reserved = 0  # slots kept for runs being created in this process (adopt)
+        self._saturated = False  # the claim loop stopped at the concurrency limit
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -112,7 +114,11 @@ class Executor:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             try:
-                while len(self._running) < self.concurrency:
+                self._saturated = False
+                while True:
+                    if len(self._running) + self._reserved >= self.concurrency:
+                        self._saturated = True  # a run ending frees a slot: look again then
+                        break
                     run = await self._claim()
                     if run is None:
                         break
@@ -135,7 +141,7 @@ class Executor:
             run_id = await s.scalar(stmt)
             if run_id is None:
                 return None
-            ok = await transition(
+            row = await transition_row(
                 s,
                 run_id,
                 "in_progress",
@@ -145,10 +151,40 @@ class Executor:
                 attempt=Run.attempt + 1,
                 started_at=func.coalesce(Run.started_at, t),
             )
-            if not ok:
-                return None
-            run: Run | None = await s.scalar(select(Run).where(Run.id == run_id))
-        return run
+        return None if row is None else Run(**row._mapping)
+
+    # --- adopting a run as it is created -------------------------------------------------------
+
+    def reserve(self) -> bool:
+        """Keep a slot for a run being created in this process (see ``adopt``); False when full."""
+        if self._stopping or len(self._running) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    @property
+    def free_slots(self) -> int:
+        """Runs this executor could start now (neither running nor reserved)."""
+        return self.concurrency - len(self._running) - self._reserved
+
+    def release(self) -> None:
+        """The reserved run was not created after all (its transaction rolled back)."""
+        self._reserved -= 1
+        if self._saturated:
+            self.wake()
+
+    def adopt(self, run: Run) -> None:
+        """Execute a run whose row was inserted already claimed by this executor (after its commit).
+
+        A streaming request then costs no claim transaction and no wake-up round: the run starts
+        as soon as its creating transaction commits.
+        """
+        self._reserved -= 1
+        self._start_runner(run)
+
+    def lease(self) -> dict[str, Any]:
+        """The claim columns for a run created already claimed by this executor."""
+        return {"lease_owner": self.owner, "lease_expires_at": time.time() + self.lease_seconds, "attempt": 1}
 
     def _start_runner(self, run: Run) -> None:
         run_id = run.id
@@ -158,7 +194,8 @@ class Executor:
 
         def _done(_t: asyncio.Task[None]) -> None:
             self._running.pop(run_id, None)
-            self.wake()  # a slot is free
+            if self._saturated:
+                self.wake()  # a slot is free and runs may be waiting for one
 
         task.add_done_callback(_done)
 

@@ -2,12 +2,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.executor.transitions import ACTIVE
 from assistd.models import Run, RunStep, Thread
 from assistd.repository import RepositoryBase
+
+_RUNS = Run.__table__
+_ACTIVE = (
+    select(_RUNS.c.id)
+    .where(
+        _RUNS.c.thread_id == bindparam("thread_id"),
+        _RUNS.c.project_id == bindparam("project_id"),
+        _RUNS.c.status.in_(sorted(ACTIVE)),
+    )
+    .limit(1)
+)
 
 
 class RunRepository(RepositoryBase[Run]):
@@ -25,7 +36,7 @@ class RunRepository(RepositoryBase[Run]):
     async def active(self) -> str | None:
         """The id of the thread's active run, if any."""
         found: str | None = await self.session.scalar(
-            select(Run.id).where(*self.scope(), Run.status.in_(sorted(ACTIVE))).limit(1)
+            _ACTIVE, {"thread_id": self.thread_id, "project_id": self.project_id}
         )
         return found
 

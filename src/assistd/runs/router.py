@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Query
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
@@ -27,12 +29,20 @@ from assistd.runs.protocol import (
 from assistd.runs.sse import event_stream
 from assistd.state import AppState
 from assistd.threads.protocol import to_object as thread_object
+from assistd.timeutil import now
 
 router = api_router(tags=["Assistants"])
 RESTING = TERMINAL | {"requires_action"}
 
 IncludeDep = Annotated[list[str] | None, Query(alias="include[]")]
-POLL_AFTER_MS = "100"  # steer the SDKs' poll loops (Python defaults to 1 s, Node to 5 s)
+
+
+def poll_after_ms(created_at: int, t: int | None = None) -> str:
+    """``openai-poll-after-ms`` for an active run: 100 ms while it is young (a short answer is seen
+    at once), then a quarter of its age, up to the Python SDK's own 1 s: a long or queued run is
+    not polled ten times a second by every client (the SDKs default to 1 s, Node to 5 s)."""
+    age = (now() if t is None else t) - created_at
+    return str(min(1000, max(100, age * 250)))
 
 
 async def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]]) -> Response:
@@ -52,14 +62,51 @@ async def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str,
     return event_stream(subscription, sub, keepalive_seconds=state.settings.sse_keepalive_seconds, resting=resting)
 
 
+def _start(session: AsyncSession, state: AppState) -> tuple[dict[str, Any] | None, Callable[[Run], None]]:
+    """How a new run gets executed: inserted already claimed by this process's executor when it has
+    a free slot (started the moment the transaction commits: no claim transaction, no wake-up
+    round), queued for any executor otherwise. Answers (claim columns or None, call with the run)."""
+    ex = state.executor
+    if ex is None or not ex.reserve():
+        return None, lambda _run: service.on_commit(session, state.run_queued)
+    released = [False]
+
+    def release() -> None:
+        if not released[0]:
+            released[0] = True
+            ex.release()
+
+    # A failed request rolls back (and never commits): give the slot back.
+    event.listen(session.sync_session, "after_soft_rollback", lambda _s, _t: release(), once=True)
+
+    def started(run: Run) -> None:
+        def adopt() -> None:
+            if not released[0]:
+                released[0] = True
+                ex.adopt(run)
+
+        service.on_commit(session, adopt)
+
+    return ex.lease(), started
+
+
+def _as_created(run: Run) -> dict[str, Any]:
+    """The run as created: ``queued`` (a run adopted at once is in_progress a moment later)."""
+    obj = to_object(run)
+    if obj["status"] == "in_progress":
+        obj["status"], obj["started_at"] = "queued", None
+    return obj
+
+
 @router.post("/threads/runs", operation_id="createThreadAndRun")
 async def create_thread_and_run(
     body: CreateThreadAndRunRequest, session: WriteSessionDep, project: ProjectDep, state: StateDep
 ) -> Response:
     """Create a thread and run it in one request."""
-    thread, run = await service.create_thread_and_run(session, project, body)
-    service.on_commit(session, state.run_queued)
-    obj = to_object(run)
+    claim, started = _start(session, state)
+    thread, run = await service.create_thread_and_run(session, project, body, claim)
+    started(run)
+    obj = _as_created(run)
     if not body.stream:
         return json_response(obj)
     return await _stream(
@@ -79,9 +126,10 @@ async def create_run(
     include: IncludeDep = None,
 ) -> Response:
     """Create a run; with ``stream: true`` the answer is the run's event stream."""
-    run = await service.create_run(session, project, thread_id, body, include or [])
-    service.on_commit(session, state.run_queued)
-    obj = to_object(run)
+    claim, started = _start(session, state)
+    run = await service.create_run(session, project, thread_id, body, include or [], claim)
+    started(run)
+    obj = _as_created(run)
     if not body.stream:
         return json_response(obj)
     return await _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)])
@@ -97,7 +145,7 @@ async def list_runs(thread_id: str, query: ListQueryDep, session: ReadSessionDep
 async def get_run(thread_id: str, run_id: str, session: ReadSessionDep, project: ProjectDep) -> JSONResponse:
     """Retrieves a run (``openai-poll-after-ms`` tells polling clients when to ask again)."""
     run = await service.retrieve_run(session, project, thread_id, run_id)
-    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if run.status in ACTIVE else None
+    headers = {"openai-poll-after-ms": poll_after_ms(run.created_at)} if run.status in ACTIVE else None
     return json_response(to_object(run), headers=headers)
 
 

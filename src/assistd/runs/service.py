@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.assistants.service import get_assistant
+from assistd.assistants.service import retrieve_assistant
+from assistd.db.core import insert_rows
 from assistd.errors import InvalidRequestError
 from assistd.executor.transitions import transition
 from assistd.ids import new_id
 from assistd.messages.builder import build_message
 from assistd.messages.protocol import file_refs
-from assistd.models import Assistant, Run, RunStep, Thread
+from assistd.models import Run, RunStep, Thread
 from assistd.pagination import ListQuery, Page
 from assistd.protocol import response_format_to_object, tool_to_object
 from assistd.references import check_id, or_404, require_files
@@ -92,7 +93,7 @@ def _check_tool_choice(body: Any, tools: list[dict[str, Any]]) -> Any:
 def build_run(
     project_id: str,
     thread_id: str,
-    assistant: Assistant,
+    assistant: Any,  # the Assistant row or entity
     body: CreateRunRequest | CreateThreadAndRunRequest,
     include: list[str],
 ) -> Run:
@@ -144,38 +145,50 @@ def build_run(
     )
 
 
+def claimed(run: Run, claim: dict[str, Any] | None) -> Run:
+    """A new run row inserted already claimed (``in_progress``, the local executor's lease)."""
+    if claim is not None:
+        run.status, run.started_at = "in_progress", run.created_at
+        for key, value in claim.items():
+            setattr(run, key, value)
+    return run
+
+
 async def create_run(
-    session: AsyncSession, project_id: str, thread_id: str, body: CreateRunRequest, include: list[str]
+    session: AsyncSession,
+    project_id: str,
+    thread_id: str,
+    body: CreateRunRequest,
+    include: list[str],
+    claim: dict[str, Any] | None = None,
 ) -> Run:
     check_include(include)
     await require_thread(session, project_id, thread_id)
     check_id("assistant", body.assistant_id, "assistant_id")
-    assistant = await get_assistant(session, project_id, body.assistant_id)
+    assistant = await retrieve_assistant(session, project_id, body.assistant_id)
     await ensure_no_active_run(session, project_id, thread_id)
     extra = body.additional_messages or []
     refs = [r for i, m in enumerate(extra) for r in file_refs(m, prefix=f"additional_messages[{i}].")]
     await require_files(session, project_id, refs)
-    run = build_run(project_id, thread_id, assistant, body, include)
+    run = claimed(build_run(project_id, thread_id, assistant, body, include), claim)
     # additional_messages join the thread before the run starts.
     t = now()
-    session.add_all([build_message(project_id, thread_id, m, t) for m in extra])
-    session.add(run)
-    await session.flush()
+    await insert_rows(session, *[build_message(project_id, thread_id, m, t) for m in extra], run)
     return run
 
 
 async def create_thread_and_run(
-    session: AsyncSession, project_id: str, body: CreateThreadAndRunRequest
+    session: AsyncSession, project_id: str, body: CreateThreadAndRunRequest, claim: dict[str, Any] | None = None
 ) -> tuple[Thread, Run]:
     check_id("assistant", body.assistant_id, "assistant_id")
-    assistant = await get_assistant(session, project_id, body.assistant_id)
+    assistant = await retrieve_assistant(session, project_id, body.assistant_id)
     thread_body = body.thread or CreateThreadRequest()
     if body.tool_resources is not None:
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
     thread = await create_thread(session, project_id, thread_body)
-    run = build_run(project_id, thread.id, assistant, body, [])
-    session.add(run)
-    await session.flush()
+    run = claimed(build_run(project_id, thread.id, assistant, body, []), claim)
+    await session.flush()  # the thread's rows first (the run references the thread)
+    await insert_rows(session, run)
     return thread, run
 
 
