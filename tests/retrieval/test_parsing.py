@@ -278,6 +278,12 @@ class TestParseFile:
         assert "page one" in doc.text
         assert "page two" in doc.text
 
+    async def test_odd_filenames(self, tmp_path: Path):
+        path = tmp_path / "blob"
+        path.write_bytes("grüße".encode())
+        for name in ("-rf.txt", "--help.md", "a b\nc.txt", "ünï cödé.txt"):
+            assert (await parse_file(path, name)).text == "grüße"
+
     async def test_errors_come_back_as_parse_errors(self, tmp_path: Path):
         path = tmp_path / "blob"
         path.write_bytes(make_pdf([[]], image_pages=[0]))

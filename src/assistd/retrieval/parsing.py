@@ -211,8 +211,6 @@ async def parse_file(
         with contextlib.suppress(BaseException):
             await asyncio.shield(proc.wait())
         raise
-    finally:
-        _kill_group(proc)
     return _result(proc.returncode, out, err)
 
 
@@ -225,13 +223,14 @@ def _worker_args(path: Path, filename: str, timeout: float, memory_mb: int) -> l
         str(memory_mb),
         "--cpu-seconds",
         str(int(timeout) + 5),
-        "--filename",
-        filename,
+        f"--filename={filename}",  # one token: a name starting with "-" is not taken for an option
+        "--",
         os.path.abspath(path),
     ]
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
+    # Called before the child is reaped, so its process group id cannot belong to anyone else yet.
     _kill_group(proc)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
