@@ -39,7 +39,7 @@ async def test_the_stream_still_shows_created_queued_in_progress(client: httpx.A
 async def test_failed_creates_give_their_slot_back(client: httpx.AsyncClient, llm: FakeLLM, state) -> None:
     ex = state.executor
     free = ex.free_slots
-    llm.set_turns([{"text": "slow", "ttft_ms": 400}, {"text": "after"}])
+    llm.set_turns([{"text": "slow", "ttft_ms": 20000}, {"text": "after"}])
     a, t = await setup(client)
     busy = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
     for _ in range(ex.concurrency + 5):  # more failures than slots: a leak would fill the executor
@@ -47,7 +47,8 @@ async def test_failed_creates_give_their_slot_back(client: httpx.AsyncClient, ll
         assert r.status_code == 400 and "already has an active run" in r.json()["error"]["message"]
         r = await client.post(f"/threads/{t}/runs", json={"assistant_id": "asst_missing"})
         assert r.status_code == 404
-    await wait_status(client, t, busy["id"], "completed")
+    await client.post(f"/threads/{t}/runs/{busy['id']}/cancel")
+    await wait_status(client, t, busy["id"], "cancelled")
     after = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
     assert (await wait_status(client, t, after["id"], "completed"))["status"] == "completed"
     for _ in range(200):  # the runner task ends just after its last commit

@@ -189,3 +189,25 @@ async def test_two_workers_200_runs_none_twice_none_lost(api, settings, state, l
     finally:
         for w in workers:
             stop_worker(w)
+
+
+async def test_events_too_big_for_notify_still_arrive_in_order(api, settings, llm: FakeLLM, tmp_path: Path) -> None:
+    # chunks of 3,000 words (~20 KB): deltas and the completed message exceed NOTIFY's 8000 bytes,
+    # so they are read from run_events while the small events around them ride in notifications.
+    text = " ".join(f"w{i}" for i in range(9000))
+    llm.set_default({"text": text, "chunk_size": 3000, "chunk_unit": "words"})
+    worker = start_worker(settings, tmp_path, "w-big")
+    try:
+        async with api() as client:
+            a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
+            t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]})).json()["id"]
+            events = await asyncio.wait_for(sse(client, f"/threads/{t}/runs", {"assistant_id": a}), 30)
+    finally:
+        out = stop_worker(worker)
+    assert worker.returncode == 0, out
+    assert names(events)[:7] == RUN_START + TEXT_RUN[:4]
+    deltas = [d["delta"]["content"][0]["text"]["value"] for n, d in events if n == "thread.message.delta"]
+    assert len(deltas) == 3 and "".join(deltas) == text
+    completed = next(d for n, d in events if n == "thread.message.completed")
+    assert completed["content"][0]["text"]["value"] == text
+    assert names(events)[-2:] == ["thread.run.completed", "done"]

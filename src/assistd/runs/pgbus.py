@@ -5,10 +5,12 @@ stream is not necessarily the one executing it. So:
 
 - the executor's events are appended to ``run_events`` by one writer task per process (batched:
   every event waiting is inserted in one transaction) and announced with ``NOTIFY
-  assistd_events, '<run_id>'`` in that same transaction, so a notification never arrives before
-  its rows are visible. Payloads are run ids only (NOTIFY's limit is 8000 bytes).
-- a process relaying streams LISTENs on one dedicated connection; a notification for a run it
-  relays makes it read that run's rows after the last it delivered, in order. When the run
+  assistd_events`` in that same transaction, so a notification never arrives before its rows
+  are visible. The notification carries the events themselves (``[seq, run_id, event, data]``,
+  payloads under NOTIFY's 8000 bytes); an event too big for it is announced without its data.
+- a process relaying streams LISTENs on one dedicated connection and hands the notified events of
+  the runs it relays straight to their streams (no query per event); a run with an event that
+  did not fit is read from the table after the last event delivered, in order. When the run
   executes in the same process, its streams are fed from memory instead (no database round trip
   per event: with 200 streams that round trip cost ~1 s of lag at p99).
 - ``assistd_wake`` (a run was queued) and ``assistd_cancel`` (``<run_id>``) reach every
@@ -41,6 +43,46 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+_INSERT_EVENTS = """
+INSERT INTO run_events (run_id, event, data, created_at)
+SELECT r, e, d, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(r, e, d, i) ORDER BY i
+RETURNING seq
+"""
+_NOTIFY_MANY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
+NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 or more
+
+
+def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> list[str]:
+    """The batch's events as NOTIFY payloads: JSON arrays of ``[seq, run_id, event, data]``, each
+    under the limit; an event too big for one carries ``null`` data (read it from the table)."""
+    payloads: list[str] = []
+    items: list[bytes] = []
+    size = 2
+    for seq, (run_id, event, data) in zip(seqs, batch, strict=True):
+        head = b'[%d,"%s","%s",' % (seq, run_id.encode(), event.encode())
+        item = head + data + b"]"
+        if len(item) + 2 > NOTIFY_LIMIT:
+            item = head + b"null]"
+        if items and size + len(item) + 1 > NOTIFY_LIMIT:
+            payloads.append((b"[" + b",".join(items) + b"]").decode())
+            items, size = [], 2
+        items.append(item)
+        size += len(item) + 1
+    if items:
+        payloads.append((b"[" + b",".join(items) + b"]").decode())
+    return payloads
+
+
+def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | None]]]]:
+    """``notify_payloads`` read back: per run (in order of appearance), its events in order."""
+    import orjson
+
+    runs: dict[str, list[tuple[int, str, bytes | None]]] = {}
+    for seq, run_id, event, data in orjson.loads(payload):
+        runs.setdefault(run_id, []).append((seq, event, None if data is None else orjson.dumps(data)))
+    return list(runs.items())
+
+
 class PostgresEventBus(RunEventBus):
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -50,6 +92,7 @@ class PostgresEventBus(RunEventBus):
         self._pending: list[tuple[str, str, bytes]] = []
         self._has_pending = asyncio.Event()
         self._dirty: set[str] = set()
+        self._fetching: set[str] = set()
         self._has_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.on_wake: Callable[[], None] | None = None
@@ -107,17 +150,20 @@ class PostgresEventBus(RunEventBus):
             batch, self._pending = self._pending, []
             if not batch:
                 continue
-            now = time.time()
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await conn.executemany(
-                        "INSERT INTO run_events (run_id, event, data, created_at) VALUES ($1, $2, $3, $4)",
-                        [(rid, ev, data.decode(), now) for rid, ev, data in batch],
+                    seqs = await conn.fetch(
+                        _INSERT_EVENTS,
+                        [rid for rid, _, _ in batch],
+                        [ev for _, ev, _ in batch],
+                        [data.decode() for _, _, data in batch],
+                        time.time(),
                     )
-                    # One NOTIFY per batch: its payload lists the run ids (kept under NOTIFY's 8000 bytes).
-                    ids = list(dict.fromkeys(rid for rid, _, _ in batch))
-                    for i in range(0, len(ids), 200):
-                        await conn.execute("SELECT pg_notify($1, $2)", EVENTS, ",".join(ids[i : i + 200]))
+                    # Sequence values follow the rows' order (ORDER BY ordinality).
+                    ordered = sorted(r[0] for r in seqs)
+                    # The events themselves ride in the notification (in commit order, so in
+                    # order per run); one too big for NOTIFY's 8000 bytes is fetched from the table.
+                    await conn.execute(_NOTIFY_MANY, EVENTS, notify_payloads(ordered, batch))
             except Exception:
                 log.exception("could not write %d run events", len(batch))
 
@@ -129,20 +175,33 @@ class PostgresEventBus(RunEventBus):
             sub.since = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
 
     def _on_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        for run_id in payload.split(","):
-            if self.has_subscribers(run_id):
+        for run_id, events in parse_payload(payload):
+            subs = [s for s in self._subs.get(run_id, ()) if not s.local]
+            if not subs:
+                continue
+            if run_id in self._dirty or run_id in self._fetching or any(data is None for _, _, data in events):
+                # An event too big to ride along (or a fetch under way): read the table, in order.
                 self._dirty.add(run_id)
                 self._has_dirty.set()
+                continue
+            for seq, event, data in events:
+                for sub in subs:
+                    if seq > sub.since:
+                        sub.queue.put_nowait((event, data))
+                        sub.since = seq
 
     async def _deliverer(self) -> None:
         while True:
             await self._has_dirty.wait()
             self._has_dirty.clear()
             dirty, self._dirty = self._dirty, set()
+            self._fetching = dirty
             try:
                 await self._deliver(dirty)
             except Exception:
                 log.exception("could not relay events of %d runs", len(dirty))
+            finally:
+                self._fetching = set()
 
     async def _deliver(self, run_ids: set[str]) -> None:
         """One query for every notified run, then each row to the streams that have not had it."""
