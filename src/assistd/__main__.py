@@ -154,6 +154,34 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assistd.sandbox import SandboxConfig, probe
+
+    settings = _settings(args)
+    venv = Path(args.path) if getattr(args, "path", None) else settings.resolved_sandbox_venv
+    if args.sandbox_cmd == "install":
+        import subprocess
+
+        from assistd.sandbox.install import install
+
+        try:
+            install(venv, python=args.python, packages=args.package or [], clear=args.clear)
+        except subprocess.CalledProcessError as e:
+            print(f"failed: {e}", file=sys.stderr)
+            return 1
+    config = SandboxConfig.from_settings(settings.model_copy(update={"sandbox_venv": venv}))
+    status = probe(config)
+    if status.available:
+        from assistd.sandbox.cgroup import Cgroups
+
+        print(f"code interpreter sandbox: available ({status.reason}; {Cgroups.discover().reason})")
+        return 0
+    print(f"code interpreter sandbox: unavailable: {status.reason}", file=sys.stderr)
+    return 1
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (env ASSISTD_DATA_DIR, default ./data)")
     p.add_argument(
@@ -201,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (kc, kl, kr):
         _common(p)
     keys.set_defaults(func=cmd_keys)
+
+    sandbox = sub.add_parser("sandbox", help="the code interpreter's sandbox: install its kernel venv, check it")
+    ssub = sandbox.add_subparsers(dest="sandbox_cmd", required=True)
+    si = ssub.add_parser("install", help="create or update the kernel venv (ipykernel, numpy, pandas, matplotlib)")
+    si.add_argument("--python", help="interpreter to build it from (default /usr/bin/python3)")
+    si.add_argument("--package", action="append", help="another package for the kernel (repeatable)")
+    si.add_argument("--clear", action="store_true", help="delete the venv first")
+    sc = ssub.add_parser("check", help="start a test sandbox and print whether code can run")
+    for p in (si, sc):
+        _common(p)
+        p.add_argument("--path", help="the venv (env ASSISTD_SANDBOX_VENV, default DATA_DIR/sandbox/venv)")
+    sandbox.set_defaults(func=cmd_sandbox)
 
     from assistd.fakellm.cli import configure_parser, run
 

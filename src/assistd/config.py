@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     )
     ingest_concurrency: int = Field(default=2, ge=1, description="Files ingested at once per process.")
     ingest_lease_seconds: float = Field(default=120.0, gt=0, description="Lease on a file being ingested.")
+    sandbox_venv: Path | None = Field(
+        default=None,
+        description="The code interpreter kernel's venv (`assistd sandbox install`); default data_dir/sandbox/venv.",
+    )
+    sandbox_timeout_seconds: float = Field(default=60.0, gt=0, description="Wall-clock limit of one code execution.")
+    sandbox_idle_seconds: float = Field(default=600.0, gt=0, description="Idle kernels are stopped after this.")
+    sandbox_max_sessions: int = Field(default=16, ge=1, description="Kernels bound to threads per process (LRU).")
+    sandbox_warm_pool: int = Field(default=1, ge=0, description="Kernels started ahead of need.")
+    sandbox_memory_bytes: int = Field(default=2048 * MB, ge=64 * MB, description="Memory limit of one kernel.")
+    sandbox_disk_bytes: int = Field(default=512 * MB, ge=MB, description="Size of a kernel's /mnt/data (and /tmp).")
+    sandbox_cpu_seconds: int = Field(default=900, ge=1, description="CPU time one kernel may use in its life.")
+    sandbox_max_processes: int = Field(default=128, ge=16, description="Processes and threads in one sandbox.")
+    sandbox_preload: str = Field(
+        default="numpy,pandas,matplotlib.pyplot", description="Modules warm kernels import before use."
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -87,6 +102,10 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    @property
+    def resolved_sandbox_venv(self) -> Path:
+        return self.sandbox_venv or self.data_dir / "sandbox" / "venv"
 
     @property
     def is_sqlite(self) -> bool:
