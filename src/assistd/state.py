@@ -21,6 +21,7 @@ from assistd.storage.local import LocalBlobStore
 if TYPE_CHECKING:
     from assistd.executor.worker import Executor
     from assistd.ingest.worker import Ingester
+    from assistd.sandbox import SandboxManager
 
 log = logging.getLogger("assistd")
 
@@ -36,6 +37,7 @@ class AppState:
     bus: RunEventBus | PostgresEventBus
     llm: LLMClient
     executor: Executor | None = None
+    sandbox: SandboxManager | None = None  # code_interpreter kernels (processes that execute runs)
     ingester: Ingester | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -70,6 +72,10 @@ class AppState:
             from assistd.llm.tokens import preload
 
             await asyncio.to_thread(preload)  # ~0.3 s, once: not on the loop during a run
+            from assistd.sandbox import SandboxManager
+
+            state.sandbox = SandboxManager.from_settings(settings)
+            await state.sandbox.start(background=background)
             state.bus.on_wake = state.executor.wake
             state.bus.on_cancel = state.executor.request_cancel
             state.executor.start()
@@ -131,6 +137,8 @@ class AppState:
             await self.ingester.stop()
         if self.executor is not None:
             await self.executor.stop()
+        if self.sandbox is not None:
+            await self.sandbox.close()
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:

@@ -46,7 +46,15 @@ def steps_to_chat(steps: Sequence[RunStep], messages_by_id: dict[str, Message]) 
             if msg is not None and msg.content:
                 out.append(message_to_chat(msg))
         elif step.type == "tool_calls":
-            calls = [c for c in details.get("tool_calls", []) if c["type"] == "function"]
+            # Built-in calls (file_search, code_interpreter) were functions to the model: their
+            # ``_model`` record keeps what it sent and what it read back.
+            calls = [
+                (c["id"], c["function"]["name"], c["function"]["arguments"], c["function"].get("output"))
+                if c["type"] == "function"
+                else (c["id"], c["_model"]["name"], c["_model"]["arguments"], c["_model"].get("output"))
+                for c in details.get("tool_calls", [])
+                if c["type"] == "function" or "_model" in c
+            ]
             if not calls:
                 continue
             out.append(
@@ -54,18 +62,14 @@ def steps_to_chat(steps: Sequence[RunStep], messages_by_id: dict[str, Message]) 
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
-                        }
-                        for c in calls
+                        {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                        for cid, name, args, _ in calls
                     ],
                 }
             )
-            for c in calls:
-                if c["function"].get("output") is not None:
-                    out.append({"role": "tool", "tool_call_id": c["id"], "content": c["function"]["output"]})
+            for cid, _, _, output in calls:
+                if output is not None:
+                    out.append({"role": "tool", "tool_call_id": cid, "content": output})
     return out
 
 

@@ -16,6 +16,7 @@ stored when the message completes (or stops).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select, update
 
 from assistd.db.core import insert_rows
+from assistd.executor.builtins import Resources, code_interpreter, file_search, load_resources
 from assistd.executor.context import build_context
+from assistd.executor.tools import (
+    BUILTINS,
+    CODE_INTERPRETER,
+    FILE_SEARCH,
+    Annotator,
+    builtin_functions,
+    code_argument,
+    partial_code,
+    search_queries,
+)
 from assistd.executor.transitions import transition, transition_row
 from assistd.ids import new_id
 from assistd.llm.errors import UpstreamError
@@ -48,7 +60,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assistd.executor")
 
-_MESSAGES, _STEPS = Message.__table__, RunStep.__table__
+_MESSAGES, _STEPS, _RUNS = Message.__table__, RunStep.__table__, Run.__table__
 MAX_CONTEXT_MESSAGES = 1000  # the newest messages considered for the prompt
 INLINE_CONTEXT_CHARS = 20_000  # build smaller contexts on the loop (tokenising 20k chars takes ~1 ms)
 
@@ -74,6 +86,8 @@ class _Open:
     message: Message | None = None
     message_step: RunStep | None = None
     text: list[str] = field(default_factory=list)
+    full: str = ""  # the text so far (annotations are found in it)
+    annotator: Annotator | None = None
     tool_step: RunStep | None = None
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish: str | None = None
@@ -91,6 +105,12 @@ class RunRunner:
         if run is not None:
             self.run = run
         self.open = _Open()
+        self.builtins: frozenset[str] = frozenset()  # the run's built-in tools
+        self.resources: Resources | None = None
+        self.citations: dict[tuple[int, int], str] = {}  # (file_search call, rank) -> file id
+        self.file_search_calls = 0
+        self.sandbox_files: dict[str, str] = {}  # /mnt/data path -> file id (this run's outputs)
+        self.pending_images: list[str] = []  # code_interpreter images for the next message
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -109,7 +129,18 @@ class RunRunner:
     async def execute(self) -> None:
         run = self.run if hasattr(self, "run") else await self._reload_run()
         self.emit("thread.run.in_progress", run_object(run))
+        self.builtins = BUILTINS & {t["type"] for t in run.tools}
         try:
+            if CODE_INTERPRETER in self.builtins:
+                sandbox = self.ex.state.sandbox
+                if sandbox is None or not sandbox.status.available:
+                    reason = sandbox.status.reason if sandbox is not None else "no sandbox in this process"
+                    await self._fail(
+                        "server_error",
+                        f"The code_interpreter tool is not available on this server ({reason}). "
+                        "Run `assistd sandbox check` on the server, or remove the tool from the run.",
+                    )
+                    return
             while True:
                 outcome = await self._one_call()
                 if outcome != "continue":
@@ -133,6 +164,10 @@ class RunRunner:
             messages = (await all_rows(s, _CONTEXT_MESSAGES, params))[::-1]
             steps = await all_rows(s, _RUN_STEPS, {"run_id": run.id})
         llm = self.ex.state.llm
+        if self.builtins:
+            if self.resources is None:
+                self.resources = await load_resources(self.ex.state, run, messages)
+            self._recall_tool_results(steps)
         ctx_args = (run, messages, steps)
         ctx_kw = {
             "count": lambda msgs: self.ex.count_tokens(run.model, msgs),
@@ -170,17 +205,33 @@ class RunRunner:
                 pass  # reasoning never becomes answer text
         return await self._settle()
 
+    def _recall_tool_results(self, steps: list[Any]) -> None:
+        """Citations and sandbox files of this run's earlier tool steps (also after a resume)."""
+        self.file_search_calls = 0
+        for step in steps:
+            if step.type != "tool_calls":
+                continue
+            for call in step.step_details.get("tool_calls", []):
+                if call["type"] == FILE_SEARCH:
+                    for n, r in enumerate(call["file_search"].get("results") or []):
+                        self.citations[(self.file_search_calls, n)] = r["file_id"]
+                    self.file_search_calls += 1
+                elif call["type"] == CODE_INTERPRETER:
+                    self.sandbox_files.update((call.get("_model") or {}).get("files") or {})
+
     def _request(self, run: Run, messages: list[dict[str, Any]], max_completion_tokens: int | None) -> ChatRequest:
         functions = [t for t in run.tools if t["type"] == "function"]
-        tools = [{"type": "function", "function": t["function"]} for t in functions] or None
+        tools = [{"type": "function", "function": t["function"]} for t in functions]
+        tools += builtin_functions([t for t in run.tools if t["type"] in self.builtins])
         choice = run.tool_choice
-        if isinstance(choice, dict) and choice.get("type") != "function":
-            choice = "required"  # a named built-in tool: the model must call a tool
+        if isinstance(choice, dict) and choice.get("type") in BUILTINS:
+            # a named built-in tool: the model must call that function
+            choice = {"type": "function", "function": {"name": choice["type"]}}
         rf = run.response_format
         return ChatRequest(
             model=run.model,
             messages=messages,
-            tools=tools,
+            tools=tools or None,
             tool_choice=choice if tools else None,
             parallel_tool_calls=run.parallel_tool_calls if tools else None,
             temperature=run.temperature,
@@ -213,8 +264,10 @@ class RunRunner:
         async with self.db.session(write=True) as s:
             await insert_rows(s, step, msg)
         self.open.message, self.open.message_step = msg, step
-        self.emit("thread.run.step.created", step_to_object(step))
-        self.emit("thread.run.step.in_progress", step_to_object(step))
+        if self.builtins:
+            self.open.annotator = Annotator(self.citations, self.sandbox_files)
+        self.emit("thread.run.step.created", self._step_object(step))
+        self.emit("thread.run.step.in_progress", self._step_object(step))
         self.emit("thread.message.created", message_object(msg))
         self.emit("thread.message.in_progress", message_object(msg))
 
@@ -228,6 +281,11 @@ class RunRunner:
         if not self.open.text:
             part["text"]["annotations"] = []
         self.open.text.append(text)
+        if self.open.annotator is not None:
+            self.open.full += text
+            found = self.open.annotator.scan(self.open.full)
+            if found:
+                part["text"]["annotations"] = part["text"].get("annotations", []) + found
         self.emit(
             "thread.message.delta",
             {"id": self.open.message.id, "object": "thread.message.delta", "delta": {"content": [part]}},
@@ -252,7 +310,21 @@ class RunRunner:
         if msg is None or step is None:
             return None
         t = now()
-        msg.content = [{"type": "text", "text": {"value": "".join(self.open.text), "annotations": []}}]
+        value = "".join(self.open.text)
+        annotations: list[dict[str, Any]] = []
+        late: list[dict[str, Any]] = []
+        if self.open.annotator is not None:
+            late = [*self.open.annotator.scan(value, final=True)]
+            annotations = self.open.annotator.all
+            if late:  # a link at the very end of the answer
+                self._message_delta(msg.id, {"index": 0, "type": "text", "text": {"value": "", "annotations": late}})
+        msg.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
+        if self.pending_images and status == "completed":
+            for file_id in self.pending_images:
+                part = {"type": "image_file", "image_file": {"file_id": file_id}}
+                self._message_delta(msg.id, {"index": len(msg.content), **part})
+                msg.content.append(part)
+            self.pending_images = []
         msg.status = status
         if status == "completed":
             msg.completed_at = t
@@ -265,9 +337,15 @@ class RunRunner:
         self.open.message = self.open.message_step = None
         return msg, step
 
+    def _message_delta(self, message_id: str, part: dict[str, Any]) -> None:
+        self.emit(
+            "thread.message.delta",
+            {"id": message_id, "object": "thread.message.delta", "delta": {"content": [part]}},
+        )
+
     def _emit_closed(self, msg: Message, step: RunStep, status: str, step_status: str) -> None:
         self.emit(f"thread.message.{status}", message_object(msg))
-        self.emit(f"thread.run.step.{step_status}", step_to_object(step))
+        self.emit(f"thread.run.step.{step_status}", self._step_object(step))
 
     # --- tool calls -----------------------------------------------------------------------------
 
@@ -280,26 +358,40 @@ class RunRunner:
             async with self.db.session(write=True) as s:
                 await insert_rows(s, step)
             self.open.tool_step = step
-            self.emit("thread.run.step.created", step_to_object(step))
-            self.emit("thread.run.step.in_progress", step_to_object(step))
-        call = {"id": ev.id, "type": "function", "function": {"name": ev.name, "arguments": "", "output": None}}
+            self.emit("thread.run.step.created", self._step_object(step))
+            self.emit("thread.run.step.in_progress", self._step_object(step))
+        # Our own `call_` ids (CONTRACT §1); the upstream's only have to agree with each other.
+        call_id = ev.id if ev.id.startswith("call_") else new_id("call")
+        call: dict[str, Any]
+        if ev.name == FILE_SEARCH and FILE_SEARCH in self.builtins:
+            call = {"id": call_id, "type": FILE_SEARCH, "file_search": {}}
+        elif ev.name == CODE_INTERPRETER and CODE_INTERPRETER in self.builtins:
+            call = {"id": call_id, "type": CODE_INTERPRETER, "code_interpreter": {"input": "", "outputs": []}}
+        else:
+            call = {"id": call_id, "type": "function", "function": {"name": ev.name, "arguments": "", "output": None}}
+        self._step_delta({"index": ev.index, **copy.deepcopy(call)})
+        if call["type"] != "function":
+            call["_model"] = {"name": ev.name, "arguments": ""}  # what the model sent and will read back
         self.open.calls[ev.index] = call
-        assert self.open.tool_step is not None
-        self._step_delta(
-            {
-                "index": ev.index,
-                "id": ev.id,
-                "type": "function",
-                "function": {"name": ev.name, "arguments": "", "output": None},
-            }
-        )
 
     def _tool_args(self, ev: ToolCallArgsDelta) -> None:
         call = self.open.calls.get(ev.index)
         if call is None or not ev.arguments:
             return
-        call["function"]["arguments"] += ev.arguments
-        self._step_delta({"index": ev.index, "type": "function", "function": {"arguments": ev.arguments}})
+        if call["type"] == "function":
+            call["function"]["arguments"] += ev.arguments
+            self._step_delta({"index": ev.index, "type": "function", "function": {"arguments": ev.arguments}})
+            return
+        call["_model"]["arguments"] += ev.arguments
+        if call["type"] == CODE_INTERPRETER:
+            # The code is shown as the model writes it: the decoded prefix of its JSON string.
+            code = partial_code(call["_model"]["arguments"])
+            seen = call["code_interpreter"]["input"]
+            if len(code) > len(seen) and code.startswith(seen):
+                call["code_interpreter"]["input"] = code
+                self._step_delta(
+                    {"index": ev.index, "type": CODE_INTERPRETER, "code_interpreter": {"input": code[len(seen) :]}}
+                )
 
     def _step_delta(self, call_delta: dict[str, Any]) -> None:
         assert self.open.tool_step is not None
@@ -336,9 +428,23 @@ class RunRunner:
         if self.open.calls:
             step = self.open.tool_step
             assert step is not None
-            calls = [self.open.calls[i] for i in sorted(self.open.calls)]
+            order = sorted(self.open.calls)
+            for i in order:
+                if self.open.calls[i]["type"] != "function":
+                    await self._run_builtin(i, self.open.calls[i])
+            calls = [self.open.calls[i] for i in order]
             step.step_details = {"type": "tool_calls", "tool_calls": calls}
             step.usage = usage
+            functions = [c for c in calls if c["type"] == "function"]
+            if not functions:
+                # Only built-in tools: the step is done and the model reads their results.
+                step.status, step.completed_at = "completed", now()
+                async with self.db.session(write=True) as s:
+                    await _write_step(s, step)
+                    await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
+                self.open.tool_step = None
+                self.emit("thread.run.step.completed", self._step_object(step))
+                return "continue"
             required = {
                 "type": "submit_tool_outputs",
                 "submit_tool_outputs": {
@@ -348,7 +454,7 @@ class RunRunner:
                             "type": "function",
                             "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
                         }
-                        for c in calls
+                        for c in functions
                     ]
                 },
             }
@@ -380,6 +486,46 @@ class RunRunner:
         else:
             await self._finish("completed", closed=closed, completed_at=now())
         return "done"
+
+    async def _run_builtin(self, index: int, call: dict[str, Any]) -> None:
+        """Execute a file_search or code_interpreter call and fill in its results."""
+        state, run, model = self.ex.state, self.run, call["_model"]
+        assert self.resources is not None
+        if call["type"] == FILE_SEARCH:
+            queries = search_queries(model["arguments"])
+            m = self.file_search_calls
+            self.file_search_calls += 1
+            details, text, cites = await file_search(
+                state, run, self.resources, m, queries, state.llm.context_window(run.model)
+            )
+            call["file_search"] = details
+            self.citations.update(cites)
+            model["output"] = text
+            return
+        code = code_argument(model["arguments"])
+        shown = call["code_interpreter"]["input"]
+        if code != shown:
+            if code.startswith(shown):
+                self._step_delta(
+                    {"index": index, "type": CODE_INTERPRETER, "code_interpreter": {"input": code[len(shown) :]}}
+                )
+            call["code_interpreter"]["input"] = code
+        outcome = await code_interpreter(state, run, self.resources, code)
+        call["code_interpreter"]["outputs"] = outcome.outputs
+        if outcome.outputs:
+            self._step_delta(
+                {
+                    "index": index,
+                    "type": CODE_INTERPRETER,
+                    "code_interpreter": {"outputs": [{"index": k, **o} for k, o in enumerate(outcome.outputs)]},
+                }
+            )
+        self.sandbox_files.update(outcome.files)
+        self.pending_images += outcome.images
+        model["output"], model["files"] = outcome.model_text, outcome.files
+
+    def _step_object(self, step: RunStep) -> dict[str, Any]:
+        return step_to_object(step, include_content=bool(self.run.include))
 
     def _new_step(self, kind: str, details: dict[str, Any], t: int) -> RunStep:
         run = self.run
@@ -427,7 +573,7 @@ class RunRunner:
             step.usage = self._call_usage()
             async with self.db.session(write=True) as s:
                 await _write_step(s, step)
-            self.emit("thread.run.step.failed", step_to_object(step))
+            self.emit("thread.run.step.failed", self._step_object(step))
         await self._finish("failed", last_error=error, failed_at=now())
 
     async def _stopped(self) -> None:
@@ -440,7 +586,7 @@ class RunRunner:
                 step.status, step.cancelled_at = "cancelled", now()
                 async with self.db.session(write=True) as s:
                     await _write_step(s, step)
-                self.emit("thread.run.step.cancelled", step_to_object(step))
+                self.emit("thread.run.step.cancelled", self._step_object(step))
             await self._finish("cancelled", cancelled_at=now())
         elif reason == StopReason.SHUTDOWN:
             # Hand the run back: drop what this attempt wrote, requeue it for another executor.

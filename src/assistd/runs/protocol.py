@@ -125,7 +125,28 @@ def to_object(r: Run) -> dict[str, Any]:
     }
 
 
-def step_to_object(s: RunStep) -> dict[str, Any]:
+def step_details_object(details: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """``step_details`` as clients see them: built-in calls lose the executor's private ``_model``
+    record, and file_search results their ``content`` unless ``include[]`` asked for it."""
+    if details.get("type") != "tool_calls" or not any(c["type"] != "function" for c in details["tool_calls"]):
+        return details
+    calls = []
+    for c in details["tool_calls"]:
+        if c["type"] == "function":
+            calls.append(c)
+            continue
+        c = {k: v for k, v in c.items() if k != "_model"}
+        fs = c.get("file_search")
+        if fs is not None and not include_content and fs.get("results"):
+            c["file_search"] = {
+                **fs,
+                "results": [{k: v for k, v in r.items() if k != "content"} for r in fs["results"]],
+            }
+        calls.append(c)
+    return {"type": "tool_calls", "tool_calls": calls}
+
+
+def step_to_object(s: RunStep, include_content: bool = False) -> dict[str, Any]:
     """RunStepObject."""
     return {
         "id": s.id,
@@ -136,7 +157,7 @@ def step_to_object(s: RunStep) -> dict[str, Any]:
         "run_id": s.run_id,
         "type": s.type,
         "status": s.status,
-        "step_details": s.step_details,
+        "step_details": step_details_object(s.step_details, include_content),
         "last_error": s.last_error,
         "expired_at": s.expired_at,
         "cancelled_at": s.cancelled_at,

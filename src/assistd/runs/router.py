@@ -183,7 +183,9 @@ async def submit_tool_outputs(
     if not body.stream:
         return json_response(obj)
     return await _stream(
-        state, run.id, [("thread.run.step.completed", step_to_object(step)), ("thread.run.queued", obj)]
+        state,
+        run.id,
+        [("thread.run.step.completed", step_to_object(step, bool(run.include))), ("thread.run.queued", obj)],
     )
 
 
@@ -199,7 +201,8 @@ async def list_run_steps(
     """Returns a list of run steps belonging to a run."""
     service.check_include(include or [])
     page = await service.list_steps(session, project, thread_id, run_id, query)
-    return json_response(list_object(page, step_to_object))
+    content = bool(include)
+    return json_response(list_object(page, lambda row: step_to_object(row, content)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", operation_id="getRunStep")
@@ -213,4 +216,5 @@ async def get_run_step(
 ) -> JSONResponse:
     """Retrieves a run step."""
     service.check_include(include or [])
-    return json_response(step_to_object(await service.retrieve_step(session, project, thread_id, run_id, step_id)))
+    step = await service.retrieve_step(session, project, thread_id, run_id, step_id)
+    return json_response(step_to_object(step, bool(include)))

@@ -30,8 +30,9 @@ from assistd.runs.protocol import (
 )
 from assistd.runs.repository import RunRepository, RunStepRepository
 from assistd.threads.protocol import CreateThreadRequest
-from assistd.threads.service import create_thread, require_thread
+from assistd.threads.service import create_thread, get_thread, require_thread
 from assistd.timeutil import now
+from assistd.vector_stores.helpers import attach_to_thread_store, file_search_attachments
 
 RUN_EXPIRY_SECONDS = 600  # the requires_action deadline every spec example shows
 
@@ -174,6 +175,10 @@ async def create_run(
     # additional_messages join the thread before the run starts.
     t = now()
     await insert_rows(session, *[build_message(project_id, thread_id, m, t) for m in extra], run)
+    attached = file_search_attachments(extra)
+    if attached:  # as for createMessage: the thread's vector store gets them
+        thread = await get_thread(session, project_id, thread_id)
+        await attach_to_thread_store(session, project_id, thread, attached)
     return run
 
 
