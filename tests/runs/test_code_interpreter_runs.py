@@ -5,6 +5,7 @@ These use the real sandbox (bubblewrap + the kernel venv; see tests/sandbox/conf
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -152,3 +153,18 @@ async def test_without_a_sandbox_the_run_fails_clearly(
     assert "code_interpreter tool is not available" in done["last_error"]["message"]
     assert "assistd sandbox install" in done["last_error"]["message"]
     assert not llm.chat_requests  # the model was never asked
+
+
+async def test_deleting_the_thread_stops_its_kernel(client: httpx.AsyncClient, llm: FakeLLM, state) -> None:
+    a = await assistant(client)
+    t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "go"}]})).json()["id"]
+    llm.set_turns([code_call("y = 1"), {"text": "ok"}])
+    run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+    await wait_status(client, t, run["id"], "completed")
+    sessions = state.sandbox.sessions
+    assert (await client.delete(f"/threads/{t}")).json()["deleted"] is True
+    for _ in range(200):
+        if state.sandbox.sessions == sessions - 1:
+            break
+        await asyncio.sleep(0.01)
+    assert state.sandbox.sessions == sessions - 1

@@ -7,10 +7,11 @@ a run, written once and never reloaded through the session, does not need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,3 +38,8 @@ async def insert_rows(session: AsyncSession, *objs: Any) -> None:
     """INSERT transient ORM instances with Core (no identity map, no flush)."""
     for obj in objs:
         await session.execute(_insert(type(obj).__table__), [row_values(obj)])
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction has committed (e.g. wake the executor)."""
+    event.listen(session.sync_session, "after_commit", lambda _s: callback(), once=True)

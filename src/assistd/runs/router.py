@@ -10,6 +10,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from assistd.db.core import on_commit
 from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
 from assistd.executor.transitions import ACTIVE, TERMINAL
 from assistd.http import JSONResponse, json_response
@@ -68,7 +69,7 @@ def _start(session: AsyncSession, state: AppState) -> tuple[dict[str, Any] | Non
     round), queued for any executor otherwise. Answers (claim columns or None, call with the run)."""
     ex = state.executor
     if ex is None or not ex.reserve():
-        return None, lambda _run: service.on_commit(session, state.run_queued)
+        return None, lambda _run: on_commit(session, state.run_queued)
     released = [False]
 
     def release() -> None:
@@ -85,7 +86,7 @@ def _start(session: AsyncSession, state: AppState) -> tuple[dict[str, Any] | Non
                 released[0] = True
                 ex.adopt(run)
 
-        service.on_commit(session, adopt)
+        on_commit(session, adopt)
 
     return ex.lease(), started
 
@@ -163,7 +164,7 @@ async def cancel_run(
 ) -> JSONResponse:
     """Cancels a run: it answers ``cancelling`` and ends ``cancelled``."""
     run = await service.cancel_run(session, project, thread_id, run_id)
-    service.on_commit(session, lambda: state.cancel_requested(run.id))
+    on_commit(session, lambda: state.cancel_requested(run.id))
     return json_response(to_object(run))
 
 
@@ -178,7 +179,7 @@ async def submit_tool_outputs(
 ) -> Response:
     """Submit the outputs of every pending tool call; the run resumes."""
     run, step = await service.submit_tool_outputs(session, project, thread_id, run_id, body)
-    service.on_commit(session, state.run_queued)
+    on_commit(session, state.run_queued)
     obj = to_object(run)
     if not body.stream:
         return json_response(obj)

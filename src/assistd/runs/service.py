@@ -3,10 +3,9 @@ outputs; the rules of CONTRACT §4/§5 (one active run per thread, allowed trans
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.assistants.service import retrieve_assistant
@@ -35,11 +34,6 @@ from assistd.timeutil import now
 from assistd.vector_stores.helpers import attach_to_thread_store, file_search_attachments
 
 RUN_EXPIRY_SECONDS = 600  # the requires_action deadline every spec example shows
-
-
-def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the session's transaction has committed (e.g. wake the executor)."""
-    event.listen(session.sync_session, "after_commit", lambda _s: callback(), once=True)
 
 
 def check_include(include: list[str]) -> list[str]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import Body, Request
 
-from assistd.deps import ProjectDep, ReadSessionDep, WriteSessionDep
+from assistd.db.core import on_commit
+from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
@@ -56,7 +57,10 @@ async def modify_thread(
 
 
 @router.delete("/threads/{thread_id}", operation_id="deleteThread")
-async def delete_thread(thread_id: str, session: WriteSessionDep, project: ProjectDep) -> JSONResponse:
-    """Delete a thread and its messages."""
+async def delete_thread(thread_id: str, session: WriteSessionDep, project: ProjectDep, state: StateDep) -> JSONResponse:
+    """Delete a thread and its messages (and stop its code interpreter kernel, if this process has one)."""
     await service.delete_thread(session, project, thread_id)
+    if state.sandbox is not None:
+        sandbox = state.sandbox
+        on_commit(session, lambda: state.spawn(sandbox.close_session(thread_id)))
     return json_response({"id": thread_id, "object": "thread.deleted", "deleted": True})
