@@ -28,6 +28,7 @@ the upstream connection at once, so a cancelled run stops the model.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -298,16 +299,18 @@ class LLMClient:
                     yield event
                 return
             decoder = SSEDecoder()
-            lines = response.aiter_lines()
+            lines = LineReader(response.aiter_bytes())
             got_data = False
             while not normalizer.done:
                 try:
-                    if got_data:
-                        async with asyncio.timeout(upstream.read_timeout_seconds):
-                            line = await anext(lines)
-                    else:
-                        async with asyncio.timeout_at(deadline):
-                            line = await anext(lines)
+                    line = lines.next_nowait()  # lines already received: no read, no timer
+                    if line is None:
+                        if got_data:
+                            async with asyncio.timeout(upstream.read_timeout_seconds):
+                                line = await lines.next()
+                        else:
+                            async with asyncio.timeout_at(deadline):
+                                line = await lines.next()
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -481,6 +484,42 @@ def _error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
             code if isinstance(code, str) else None,
         )
     return _clip(text, 300), None, None
+
+
+class LineReader:
+    """Lines of a byte stream (``\n``, ``\r\n`` or ``\r`` endings), one network read per chunk:
+    every line a chunk holds is handed out without another read (or another timer per line, as
+    ``aiter_lines`` would cost), which matters with many streams of small SSE events."""
+
+    __slots__ = ("_buf", "_chunks", "_lines")
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+        self._lines: collections.deque[str] = collections.deque()
+
+    def next_nowait(self) -> str | None:
+        return self._lines.popleft() if self._lines else None
+
+    async def next(self) -> str:
+        while not self._lines:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                if not self._buf:
+                    raise
+                tail, self._buf = self._buf, b""
+                return tail.decode("utf-8", "replace").rstrip("\r")
+            self._split(self._buf + chunk)
+        return self._lines.popleft()
+
+    def _split(self, buf: bytes) -> None:
+        if b"\r" in buf:
+            # keep a final \r back: its \n may come with the next chunk
+            held = buf.endswith(b"\r")
+            buf = (buf[:-1] if held else buf).replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        *complete, self._buf = buf.split(b"\n")
+        self._lines.extend(line.decode("utf-8", "replace") for line in complete)
 
 
 def _describe_transport_error(exc: BaseException) -> str:
