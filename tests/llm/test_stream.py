@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -245,3 +246,18 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+class TestConnections:
+    async def test_streams_in_turn_reuse_one_connection(self, fake: FakeLLM, client: LLMClient):
+        fake.load(["One.", "Two.", "Three."])
+        fake.clear_requests()
+        for expected in ("One.", "Two.", "Three."):
+            assert (await collect(client)).text == expected
+            for _ in range(100):  # the end of each response is read in the background
+                if not client._draining:
+                    break
+                await asyncio.sleep(0.01)
+        peers = [r.peer for r in fake.chat_requests]
+        assert len(peers) == 3 and peers[0] is not None
+        assert len(set(peers)) == 1  # one kept-alive connection, not one per stream

@@ -202,6 +202,7 @@ class RecordedRequest:
     received_at: float = field(default_factory=time.time)
     turn: str | None = None  # which turn answered: its name, ``turns[i]`` or ``default``
     status: int | None = None  # the HTTP status sent (None if none was sent)
+    peer: str | None = None  # the client's "host:port": requests on one kept-alive connection share it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +213,7 @@ class RecordedRequest:
             "received_at": self.received_at,
             "turn": self.turn,
             "status": self.status,
+            "peer": self.peer,
         }
 
 
@@ -551,7 +553,8 @@ def create_fake_llm_app(script: Any = None, *, state: FakeLLMState | None = None
         body = None
         with contextlib.suppress(ValueError):
             body = json.loads(content) if content else None
-        entry = RecordedRequest(request.method, request.url.path, _headers(request), content, body)
+        peer = f"{request.client.host}:{request.client.port}" if request.client else None
+        entry = RecordedRequest(request.method, request.url.path, _headers(request), content, body, peer=peer)
         state.record(entry)
         return entry
 

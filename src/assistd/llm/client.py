@@ -105,6 +105,7 @@ class LLMClient:
         self.config = config
         self._transport = transport
         self._clients: dict[tuple[str, str | None], httpx.AsyncClient] = {}
+        self._draining: set[asyncio.Task[None]] = set()  # finished responses read to their end
         self._dialects: dict[tuple[str, str], Dialect] = {}
 
     # -- routing ---------------------------------------------------------------------------------
@@ -156,6 +157,8 @@ class LLMClient:
         return client
 
     async def aclose(self) -> None:
+        for task in list(self._draining):
+            task.cancel()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
@@ -350,7 +353,15 @@ class LLMClient:
             for event in events:
                 yield event
         finally:
-            await response.aclose()
+            if normalizer.done and not response.is_closed:
+                # Read the little that follows [DONE] (chunked encoding's end) in the background, so
+                # httpx returns the connection to its pool instead of closing it (a new TCP
+                # connection per run otherwise), without delaying the run.
+                task = asyncio.create_task(_drain_and_close(lines, response))
+                self._draining.add(task)
+                task.add_done_callback(self._draining.discard)
+            else:
+                await response.aclose()
 
     @staticmethod
     def _handle(sse: SSEEvent, normalizer: StreamNormalizer, upstream: Upstream, where: str) -> list[StreamEvent]:
@@ -520,6 +531,18 @@ class LineReader:
             buf = (buf[:-1] if held else buf).replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
         *complete, self._buf = buf.split(b"\n")
         self._lines.extend(line.decode("utf-8", "replace") for line in complete)
+
+
+async def _drain_and_close(lines: LineReader, response: httpx.Response, seconds: float = 1.0) -> None:
+    """Read what little follows ``[DONE]``, then close (reusing the connection if it ended)."""
+    try:
+        with contextlib.suppress(StopAsyncIteration, TimeoutError, httpx.TransportError):
+            async with asyncio.timeout(seconds):
+                for _ in range(16):
+                    if lines.next_nowait() is None:
+                        await lines.next()
+    finally:
+        await response.aclose()
 
 
 def _describe_transport_error(exc: BaseException) -> str:
