@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description="Vector search: pgvector HNSW when the extension is installed (PostgreSQL), else numpy; "
         "numpy forces in-memory matrices.",
     )
+    blas_threads: int = Field(
+        default=1,
+        ge=0,
+        description="numpy BLAS threads (local embedder, vector search); 0 = one per core. "
+        "More than one is slower as soon as the cores are busy.",
+    )
     ingest_concurrency: int = Field(default=2, ge=1, description="Files ingested at once per process.")
     ingest_lease_seconds: float = Field(default=120.0, gt=0, description="Lease on a file being ingested.")
     sandbox_venv: Path | None = Field(

@@ -19,7 +19,12 @@ removes weak matches rather than a fixed share of the results.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +33,18 @@ from sqlalchemy import bindparam, select, text
 
 from assistd.models import VectorStore, VectorStoreFile
 from assistd.retrieval.filters import compile_filter
-from assistd.retrieval.index import backend, ensure_hnsw, get_embedder, matrix_cache, vec_literal
+from assistd.retrieval.index import (
+    EXACT_MAX_ROWS,
+    StoreMatrix,
+    backend,
+    ensure_hnsw,
+    get_embedder,
+    matrix_cache,
+    vec_literal,
+)
 
 if TYPE_CHECKING:
+    from assistd.retrieval.embeddings import Embedder
     from assistd.state import AppState
 
 RRF_K = 60
@@ -159,49 +173,36 @@ async def search_stores(
     ``filters`` is a ComparisonFilter/CompoundFilter model (vector_stores.protocol) or None;
     ``ranking_options`` ``{"ranker": none|auto|default-2024-11-15, "score_threshold": 0..1}``.
     Expired stores are searched like others: callers decide whether that is allowed.
+
+    The queries are embedded (in a thread) while the database answers the keyword side.
     """
     queries = [q for q in queries if q.strip()]
     if not queries or not vector_store_ids:
         return []
     ranker = (ranking_options or {}).get("ranker") or "auto"
     threshold = float((ranking_options or {}).get("score_threshold") or 0.0)
-    db = state.db
-    dialect = "sqlite" if db.is_sqlite else "postgresql"
-    async with db.session() as s:
-        vt = VectorStore.__table__.c
-        stores = [
-            StoreRef(r[0], r[1])
-            for r in (
-                await s.execute(
-                    select(vt.id, vt.index_version).where(vt.id.in_(vector_store_ids), vt.project_id == project_id)
-                )
-            ).all()
-        ]
-        allowed: set[tuple[str, str]] | None = None
-        if filters is not None:
-            f = VectorStoreFile.__table__.c
-            rows = await s.execute(
-                select(f.vector_store_id, f.id).where(
-                    f.vector_store_id.in_([st.id for st in stores]),
-                    f.status == "completed",
-                    compile_filter(filters, f.attributes, dialect),
-                )
-            )
-            allowed = {(r[0], r[1]) for r in rows}
+    emb = get_embedder(state)
+    embedding = asyncio.ensure_future(_embed_queries(emb, queries))
+    try:
+        stores, allowed = await _stores(state, project_id, vector_store_ids, filters)
+        k = max(max_num_results * 3, 30)
+        lists: list[list[int]] = []
+        if stores and allowed != set():
+            lists += await _keyword(state, stores, queries, k, allowed)
+        qv = await embedding
+    finally:
+        if not embedding.done():
+            embedding.cancel()
     if not stores or allowed == set():
         return []
-    emb = get_embedder(state)
-    qv = await emb.embed(queries)
     dim = int(qv.shape[1])
-    k = max(max_num_results * 3, 30)
     b = await backend(state)
-    lists: list[list[int]] = []
     if b.kind == "pgvector":
         await ensure_hnsw(state, b, dim)
-        lists += await _vector_pg(state, stores, qv, emb.name, dim, k, allowed)
+        vec_lists = await _vector_pg(state, stores, qv, emb.name, dim, k, allowed)
     else:
-        lists += await _vector_numpy(state, stores, qv, emb.name, dim, k, allowed)
-    lists += await _keyword(state, stores, queries, k, allowed)
+        vec_lists = await _vector_numpy(state, stores, qv, emb.name, dim, k, allowed)
+    lists = vec_lists + lists
 
     fused: dict[int, float] = {}
     for ranked in lists:
@@ -239,6 +240,57 @@ async def search_stores(
     return hits[:max_num_results]
 
 
+QUERY_CACHE_SIZE = 1024
+_query_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+
+async def _embed_queries(emb: Embedder, queries: list[str]) -> np.ndarray:
+    """The queries' vectors; the last ``QUERY_CACHE_SIZE`` query vectors are remembered (per process),
+    since the same question is often asked again (retries, the same file_search in several runs)."""
+    keys = [(emb.name, q) for q in queries]
+    missing = [q for key, q in zip(keys, queries, strict=True) if key not in _query_cache]
+    if missing:
+        fresh = await emb.embed(list(dict.fromkeys(missing)))
+        for q, v in zip(dict.fromkeys(missing), fresh, strict=True):
+            _query_cache[(emb.name, q)] = v
+            while len(_query_cache) > QUERY_CACHE_SIZE:
+                _query_cache.popitem(last=False)
+    out = []
+    for key in keys:
+        _query_cache.move_to_end(key)
+        out.append(_query_cache[key])
+    return np.stack(out).astype(np.float32, copy=False)
+
+
+async def _stores(
+    state: AppState, project_id: str, vector_store_ids: list[str], filters: Any | None
+) -> tuple[list[StoreRef], set[tuple[str, str]] | None]:
+    """The project's stores among ``vector_store_ids``, and the (store, file) pairs ``filters`` allows."""
+    dialect = "sqlite" if state.db.is_sqlite else "postgresql"
+    async with state.db.session() as s:
+        vt = VectorStore.__table__.c
+        stores = [
+            StoreRef(r[0], r[1])
+            for r in (
+                await s.execute(
+                    select(vt.id, vt.index_version).where(vt.id.in_(vector_store_ids), vt.project_id == project_id)
+                )
+            ).all()
+        ]
+        allowed: set[tuple[str, str]] | None = None
+        if filters is not None and stores:
+            f = VectorStoreFile.__table__.c
+            rows = await s.execute(
+                select(f.vector_store_id, f.id).where(
+                    f.vector_store_id.in_([st.id for st in stores]),
+                    f.status == "completed",
+                    compile_filter(filters, f.attributes, dialect),
+                )
+            )
+            allowed = {(r[0], r[1]) for r in rows}
+    return stores, allowed
+
+
 async def _vector_numpy(
     state: AppState,
     stores: list[StoreRef],
@@ -254,18 +306,23 @@ async def _vector_numpy(
         m = await cache.get(state, st.id, st.index_version, embedder, dim)
         if not len(m.seqs):
             continue
-        sims = m.matrix @ qv.T  # (n, q)
+        mask = None
         if allowed is not None:
-            ok = np.array([(st.id, fid) in allowed for fid in m.file_ids], dtype=bool)
-            sims = np.where(ok[:, None], sims, -np.inf)
-        n = sims.shape[0]
-        kk = min(k, n)
-        for qi in range(qv.shape[0]):
-            col = sims[:, qi]
-            top = np.argpartition(-col, kk - 1)[:kk] if kk < n else np.arange(n)
-            for i in top:
-                if np.isfinite(col[i]):
-                    per_query[qi].append((float(col[i]), int(m.seqs[i])))
+            ok_files = np.fromiter(((st.id, f) in allowed for f in m.file_ids), dtype=bool, count=len(m.file_ids))
+            if not ok_files.any():
+                continue
+            if not ok_files.all():
+                mask = ok_files[m.file_codes]
+
+        def run(m: StoreMatrix = m, mask: np.ndarray | None = mask) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [m.top(q, k, mask) for q in qv]
+
+        # Big stores in a thread (several ms), small ones inline (a thread hop would cost more).
+        found = await asyncio.to_thread(run) if len(m.seqs) > EXACT_MAX_ROWS // 2 else run()
+        for qi, (idx, sims) in enumerate(found):
+            per_query[qi] += zip(sims.tolist(), m.seqs[idx].tolist(), strict=True)
+    if len(stores) == 1:
+        return [[seq for _, seq in lst] for lst in per_query]
     return [[seq for _, seq in sorted(lst, key=lambda x: -x[0])[:k]] for lst in per_query]
 
 
@@ -307,6 +364,10 @@ async def _vector_pg(
 async def _keyword(
     state: AppState, stores: list[StoreRef], queries: list[str], k: int, allowed: set[tuple[str, str]] | None
 ) -> list[list[int]]:
+    if state.db.is_sqlite:
+        path = _sqlite_path(state)
+        if path is not None:
+            return await asyncio.to_thread(_keyword_sqlite_sync, path, stores, queries, k, allowed)
     extra, params = _allowed_sql(allowed)
     sids = [st.id for st in stores]
     out: list[list[int]] = []
@@ -335,6 +396,105 @@ async def _keyword(
                 stmt = stmt.bindparams(bindparam("allowed", expanding=True))
             rows = await s.execute(stmt, {"q": expr, "sids": sids, "k": k, **params})
             out.append([r[0] for r in rows])
+    return out
+
+
+# --- SQLite keyword search on a thread's own connection ----------------------------------------------
+
+KEYWORD_POSTINGS_BUDGET = 4_000
+"""FTS5 scores every chunk that matches any query word (bm25 reads each one's length), so a question
+full of common words ("how", "function", "value") scores half of a big store. Above this many
+matching postings, the most common words are left out of the MATCH (rarest first, at least one
+word kept): they are the words whose bm25 weight (IDF) is lowest anyway. Stores whose words are all
+rarer than that (document frequencies count every store of the database) are searched with
+every word."""
+DF_TTL_SECONDS = 300.0
+
+_local = threading.local()
+_df_cache: dict[tuple[str, str], tuple[float, int]] = {}
+
+
+def _sqlite_path(state: AppState) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    db = make_url(state.settings.database_url).database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return db
+
+
+def _reader(path: str) -> sqlite3.Connection:
+    """This thread's read connection to ``path`` (with the temporary tables used to stem query words)."""
+    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    conn = conns.get(path)
+    if conn is None:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=1000")
+        conn.execute("CREATE VIRTUAL TABLE temp.q_words USING fts5(t, tokenize='porter unicode61 remove_diacritics 2')")
+        conn.execute("CREATE VIRTUAL TABLE temp.q_terms USING fts5vocab(temp, q_words, instance)")
+        conn.execute("CREATE VIRTUAL TABLE temp.chunks_terms USING fts5vocab(main, chunks_fts, row)")
+        conns[path] = conn
+    return conn
+
+
+def _keep_rare(conn: sqlite3.Connection, path: str, words: list[str]) -> list[str]:
+    """``words`` without the most common ones (see KEYWORD_POSTINGS_BUDGET)."""
+    if len(words) <= 1:
+        return words
+    conn.execute("DELETE FROM temp.q_words")
+    conn.executemany("INSERT INTO temp.q_words(rowid, t) VALUES (?, ?)", list(enumerate(words)))
+    stem_of = {int(r[0]): r[1] for r in conn.execute("SELECT doc, term FROM temp.q_terms")}
+    now = time.monotonic()
+    df: dict[int, int] = {}
+    for i in range(len(words)):
+        stem = stem_of.get(i)
+        if stem is None:
+            continue
+        hit = _df_cache.get((path, stem))
+        if hit is None or now - hit[0] > DF_TTL_SECONDS:
+            row = conn.execute("SELECT doc FROM temp.chunks_terms WHERE term = ?", (stem,)).fetchone()
+            hit = (now, int(row[0]) if row else 0)
+            _df_cache[(path, stem)] = hit
+            if len(_df_cache) > 100_000:
+                _df_cache.clear()
+        df[i] = hit[1]
+    if sum(df.values()) <= KEYWORD_POSTINGS_BUDGET:
+        return words
+    kept: list[int] = []
+    total = 0
+    for i in sorted(df, key=lambda j: df[j]):
+        if kept and total + df[i] > KEYWORD_POSTINGS_BUDGET:
+            break
+        kept.append(i)
+        total += df[i]
+    return [words[i] for i in sorted(kept)]
+
+
+def _keyword_sqlite_sync(
+    path: str, stores: list[StoreRef], queries: list[str], k: int, allowed: set[tuple[str, str]] | None
+) -> list[list[int]]:
+    conn = _reader(path)
+    sids = [st.id for st in stores]
+    where = f"c.vector_store_id IN ({','.join('?' * len(sids))})"
+    args: list[Any] = list(sids)
+    if allowed is not None:
+        where += f" AND (c.vector_store_id || ':' || c.file_id) IN ({','.join('?' * len(allowed))})"
+        args += [f"{a}:{b}" for a, b in allowed]
+    sql = (
+        "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
+        f"WHERE chunks_fts MATCH ? AND {where} ORDER BY bm25(chunks_fts) LIMIT ?"
+    )
+    out: list[list[int]] = []
+    conn.execute("BEGIN")
+    try:
+        for q in queries:
+            words = _keep_rare(conn, path, query_terms(q))
+            if not words:
+                continue
+            expr = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+            out.append([r[0] for r in conn.execute(sql, [expr, *args, k])])
+    finally:
+        conn.execute("COMMIT")
     return out
 
 
