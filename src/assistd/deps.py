@@ -29,13 +29,14 @@ async def get_project(request: Request) -> str:
 ProjectDep = Annotated[str, Depends(get_project)]
 
 
+# inline: a request's statements are short (see db/inline.py).
 async def _read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.db.session() as s:
+    async with state.db.session(inline=True) as s:
         yield s
 
 
 async def _write_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.db.session(write=True) as s:
+    async with state.db.session(write=True, inline=True) as s:
         yield s
 
 

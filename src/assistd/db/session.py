@@ -36,14 +36,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False, inline: bool = False) -> AsyncEngine:
+    """The engine for ``url``; on SQLite with ``inline``, sqlite3 runs on the loop's thread (db/inline.py)."""
     parsed = make_url(url)
     # orjson for JSON columns: several times faster than the stdlib on every row read.
     kwargs: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         from assistd.db import sqlite  # registers the dialect
 
-        url = parsed.set(drivername=f"sqlite+{sqlite.DRIVER}").render_as_string(hide_password=False)
+        driver = sqlite.INLINE_DRIVER if inline else sqlite.DRIVER
+        url = parsed.set(drivername=f"sqlite+{driver}").render_as_string(hide_password=False)
         kwargs["connect_args"] = {"timeout": 30}
         if null_pool:
             kwargs["poolclass"] = NullPool
@@ -51,7 +53,9 @@ def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> 
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
         engine = create_async_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        # A wait on the inline engine would block the loop: it can only be another process
+        # (writers here take Database's lock), so it gets a short one.
+        _configure_sqlite(engine, busy_ms=2000 if inline else 30000)
         return engine
     if null_pool:
         kwargs["poolclass"] = NullPool
@@ -60,14 +64,14 @@ def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False) -> 
     return create_async_engine(url, **kwargs)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy (not the driver) decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
@@ -96,6 +100,15 @@ class Database:
             self.engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
         )
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite: short statements (API requests, the executor) run on the loop's thread.
+        self.inline_sessionmaker, self.inline_read_sessionmaker = self.sessionmaker, self.read_sessionmaker
+        self.inline_engine: AsyncEngine | None = None
+        if self.is_sqlite:
+            self.inline_engine = create_engine(url, pool_size=pool_size, inline=True)
+            self.inline_sessionmaker = async_sessionmaker(self.inline_engine, expire_on_commit=False, autoflush=False)
+            self.inline_read_sessionmaker = async_sessionmaker(
+                self.inline_engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
+            )
         self.fast: FastReader | None = None
 
     async def start_fast_reader(self) -> None:
@@ -108,20 +121,27 @@ class Database:
             self.fast = await PostgresFastReader.connect(self.url, self.engine.dialect, self.pool_size)
 
     @asynccontextmanager
-    async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, write: bool = False, inline: bool = False) -> AsyncIterator[AsyncSession]:
         """A session: with ``write`` one transaction, committed on success and rolled back on
         error; without, a read-only session whose statements run without BEGIN/COMMIT (each one
-        sees committed data; a read of several statements is not one snapshot)."""
+        sees committed data; a read of several statements is not one snapshot).
+
+        ``inline`` (SQLite): sqlite3 runs on the loop's thread, for short statements only; bulk
+        reads and writes leave it off so that they never stall the loop."""
         if write and self._write_lock is not None:
-            async with self._write_lock, self._session(write=True) as s:
+            async with self._write_lock, self._session(write=True, inline=inline) as s:
                 yield s
         else:
-            async with self._session(write=write) as s:
+            async with self._session(write=write, inline=inline) as s:
                 yield s
 
     @asynccontextmanager
-    async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
-        async with (self.sessionmaker if write else self.read_sessionmaker)() as session:
+    async def _session(self, *, write: bool, inline: bool = False) -> AsyncIterator[AsyncSession]:
+        if inline:
+            maker = self.inline_sessionmaker if write else self.inline_read_sessionmaker
+        else:
+            maker = self.sessionmaker if write else self.read_sessionmaker
+        async with maker() as session:
             if write and self.is_sqlite:
                 await session.connection(execution_options={_IMMEDIATE: True})
             if not write and self.fast is not None:
@@ -139,3 +159,5 @@ class Database:
             await self.fast.close()
             self.fast = None
         await self.engine.dispose()
+        if self.inline_engine is not None:
+            await self.inline_engine.dispose()

@@ -36,3 +36,25 @@ class AssistdSQLiteDialect(SQLiteDialect_aiosqlite):
 
 
 registry.register(f"sqlite.{DRIVER}", "assistd.db.sqlite", "AssistdSQLiteDialect")
+
+
+INLINE_DRIVER = "assistd_inline"
+
+
+class AssistdInlineSQLiteDialect(AssistdSQLiteDialect):
+    """The same dialect over ``assistd.db.inline``: sqlite3 calls on the loop's thread."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        import sqlite3
+
+        from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+
+        from assistd.db import inline
+
+        return AsyncAdapt_aiosqlite_dbapi(inline, sqlite3)
+
+
+registry.register(f"sqlite.{INLINE_DRIVER}", "assistd.db.sqlite", "AssistdInlineSQLiteDialect")

@@ -39,7 +39,7 @@ async def load_resources(state: AppState, run: Run, messages: list[Any]) -> Reso
     """The assistant's and the thread's tool resources, plus files attached for code_interpreter
     to the thread's ``messages`` (the ones the context was built from), without repeats."""
     a, t = Assistant.__table__.c, Thread.__table__.c
-    async with state.db.session() as s:
+    async with state.db.session(inline=True) as s:
         assistant = (
             await s.execute(select(a.tool_resources).where(a.id == run.assistant_id, a.project_id == run.project_id))
         ).scalar()
@@ -168,7 +168,7 @@ async def _staged_files(state: AppState, run: Run, file_ids: list[str]) -> list[
     if not file_ids:
         return []
     f = File.__table__.c
-    async with state.db.session() as s:
+    async with state.db.session(inline=True) as s:
         rows = (
             await s.execute(
                 select(f.id, f.filename, f.storage_key).where(f.id.in_(file_ids), f.project_id == run.project_id)
@@ -212,6 +212,6 @@ async def _store(state: AppState, run: Run, filename: str, chunks: Any) -> str:
         created_at=now(),
         expires_at=None,
     )
-    async with state.db.session(write=True) as s:
+    async with state.db.session(write=True, inline=True) as s:
         await insert_rows(s, row)
     return file_id

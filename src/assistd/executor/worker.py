@@ -92,7 +92,7 @@ class Executor:
         """Tests: wait until no run is queued or executing here."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            async with self.state.db.session() as s:
+            async with self.state.db.session(inline=True) as s:
                 queued = await s.scalar(
                     select(func.count()).select_from(Run).where(Run.status.in_(["queued", "in_progress", "cancelling"]))
                 )
@@ -134,7 +134,7 @@ class Executor:
         db, t = self.state.db, now()
         if db.fast is not None and db.is_sqlite and await db.fast.first(_ANY_QUEUED, {}) is None:
             return None  # nothing queued: no write transaction (SQLite has one writer at a time)
-        async with db.session(write=True) as s:
+        async with db.session(write=True, inline=True) as s:
             stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(1)
             if not db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
@@ -209,7 +209,7 @@ class Executor:
             runner.stop_reason = StopReason.CANCEL
             task.cancel()
             return
-        async with self.state.db.session() as s:
+        async with self.state.db.session(inline=True) as s:
             row = await s.execute(select(Run.lease_owner, Run.lease_expires_at).where(Run.id == run_id))
             owner, expires = row.one()
         if owner is None or (expires is not None and expires < time.time()):
@@ -230,7 +230,7 @@ class Executor:
 
     async def _heartbeat(self) -> None:
         ids = list(self._running)
-        async with self.state.db.session(write=True) as s:
+        async with self.state.db.session(write=True, inline=True) as s:
             rows = await s.execute(
                 update(Run)
                 .where(Run.id.in_(ids), Run.lease_owner == self.owner)
@@ -263,7 +263,7 @@ class Executor:
 
     async def reap(self) -> None:
         db, t, wall = self.state.db, now(), time.time()
-        async with db.session() as s:
+        async with db.session(inline=True) as s:
             stale = list(
                 (
                     await s.execute(
@@ -289,11 +289,11 @@ class Executor:
             if run_id in self._running:
                 continue
             if status == "cancelling":
-                async with db.session(write=True) as s:
+                async with db.session(write=True, inline=True) as s:
                     await s.execute(update(Run).where(Run.id == run_id).values(lease_owner=None, lease_expires_at=None))
                 await finalize_cancel(self, run_id)
                 continue
-            async with db.session(write=True) as s:
+            async with db.session(write=True, inline=True) as s:
                 did_work = await s.scalar(select(func.count()).select_from(RunStep).where(RunStep.run_id == run_id))
                 if not did_work:
                     ok = await transition(
@@ -340,7 +340,7 @@ class Executor:
         log.warning("run %s: its worker stopped mid-run; failed", run_id)
 
     async def _expire(self, run_id: str, t: int) -> None:
-        async with self.state.db.session(write=True) as s:
+        async with self.state.db.session(write=True, inline=True) as s:
             ok = await transition(s, run_id, "expired", only_from={"requires_action"}, required_action=None)
             if not ok:
                 return
@@ -359,7 +359,7 @@ class Executor:
 
     async def hand_back(self, run_id: str, step_ids: list[str], message: Message | None) -> None:
         """Shutdown: forget this attempt's partial step/message and requeue the run."""
-        async with self.state.db.session(write=True) as s:
+        async with self.state.db.session(write=True, inline=True) as s:
             if step_ids:
                 await s.execute(delete(RunStep).where(RunStep.id.in_(step_ids)))
             if message is not None:
