@@ -241,3 +241,35 @@ async def test_additional_message_attachment_joins_the_threads_store(
     msg = (await client.get(f"/threads/{t}/messages")).json()["data"][0]
     # the file may still be ingesting when the model searched; the store exists either way
     assert msg["content"][0]["text"]["value"].startswith("The Zorblax festival")
+
+
+async def test_score_threshold_is_honoured(client: httpx.AsyncClient, sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    vs, _ = await store_with_files(sdk)
+    scores = {}
+    for threshold in (0.0, 0.999):
+        tool = {
+            "type": "file_search",
+            "file_search": {"ranking_options": {"ranker": "auto", "score_threshold": threshold}},
+        }
+        a = (
+            await client.post(
+                "/assistants",
+                json={
+                    "model": "fake-model",
+                    "tools": [tool],
+                    "tool_resources": {"file_search": {"vector_store_ids": [vs]}},
+                },
+            )
+        ).json()["id"]
+        t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "q"}]})).json()["id"]
+        llm.set_turns(
+            [{"tool_calls": [{"name": "file_search", "arguments": {"queries": ["Zorblax festival"]}}]}, {"text": "ok"}]
+        )
+        run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+        await wait_status(client, t, run["id"], "completed")
+        step = (await client.get(f"/threads/{t}/runs/{run['id']}/steps", params={"order": "asc"})).json()["data"][0]
+        fs = step["step_details"]["tool_calls"][0]["file_search"]
+        assert fs["ranking_options"]["score_threshold"] == threshold
+        scores[threshold] = [r["score"] for r in fs["results"]]
+    assert scores[0.0] and all(s < 0.999 for s in scores[0.0])  # nothing this close: the threshold removes all
+    assert scores[0.999] == []
