@@ -46,10 +46,13 @@ def poll_after_ms(created_at: int, t: int | None = None) -> str:
     return str(min(1000, max(100, age * 250)))
 
 
-async def _stream(state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]]) -> Response:
+async def _stream(
+    state: AppState, run_id: str, first: list[tuple[str, dict[str, Any]]], *, new_run: bool = False
+) -> Response:
     subscription = state.bus.subscribe(run_id)
     sub = subscription.__enter__()
-    await state.bus.attach(sub, run_id)
+    if not new_run:  # a resumed run has events already: relay only those that come after now
+        await state.bus.attach(sub, run_id)
 
     async def resting() -> tuple[str, dict[str, Any]] | None:
         async with state.db.session() as s:
@@ -114,6 +117,7 @@ async def create_thread_and_run(
         state,
         run.id,
         [("thread.created", thread_object(thread)), ("thread.run.created", obj), ("thread.run.queued", obj)],
+        new_run=True,
     )
 
 
@@ -133,7 +137,7 @@ async def create_run(
     obj = _as_created(run)
     if not body.stream:
         return json_response(obj)
-    return await _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)])
+    return await _stream(state, run.id, [("thread.run.created", obj), ("thread.run.queued", obj)], new_run=True)
 
 
 @router.get("/threads/{thread_id}/runs", operation_id="listRuns")
