@@ -167,3 +167,19 @@ async def test_limits_are_applied_inside(make_manager, thread) -> None:
     assert lines[0] == f"{8 * 1024 * 1024} 256 600"
     assert lines[1] == str(8 * 1024 * 1024)
     assert lines[2].startswith("/tmp /mnt/data [")
+
+
+async def test_a_cancelled_execution_stops_the_code(manager: SandboxManager, thread) -> None:
+    t = thread()
+    await manager.execute(t, "state = 'kept'")
+    task = asyncio.create_task(manager.execute(t, "import time\nfor _ in range(600):\n    time.sleep(0.05)"))
+    await asyncio.sleep(0.5)  # let it start running (no event to wait on: the kernel is busy)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    started = time.monotonic()
+    result = await manager.execute(t, "state")
+    assert result.logs == "'kept'\n"  # interrupted, not restarted
+    assert time.monotonic() - started < 5

@@ -28,7 +28,8 @@ ever, outside a sandbox), :class:`SandboxBusyError` when every kernel slot staye
 whole timeout, and :class:`KernelStartError` when a kernel would not start; all are
 :class:`SandboxError`. Everything the code did wrong (exceptions, timeouts, running out of
 memory, killing its own kernel) comes back as a result with ``error`` set and an explanation
-in ``logs`` written for the model, so that it can fix its code.
+in ``logs`` written for the model, so that it can fix its code. Cancelling ``execute`` (the run
+was cancelled) interrupts the code; executions of one thread never overlap.
 
 Files: ``files`` are copied to ``/mnt/data/<name>`` with :func:`stage_names` (no paths, no
 ``..``; duplicates get `` (2)``), once per thread unless the source changes. After each

@@ -270,7 +270,8 @@ class Kernel:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            await asyncio.wait_for(drain, 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(drain, 5)
             if cgroup is not None:
                 cgroup.remove()
             if isinstance(e, KernelStartError):
@@ -340,7 +341,11 @@ class Kernel:
     async def run(self, code: str, *, seconds: float, silent: bool = False) -> RawOutcome:
         """Execute ``code``; on timeout interrupt, and report ``unresponsive`` if that fails too."""
         out = RawOutcome(_Text(self.config.max_log_chars))
-        msg_id = self.client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        # stop_on_error=False: an error must not make the kernel abort the next request (ours, sent
+        # right after an execution we gave up on).
+        msg_id = self.client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         interrupted = False
@@ -356,6 +361,9 @@ class Kernel:
                 continue
             try:
                 msg = await self.client.get_iopub_msg(timeout=min(remaining, _POLL))
+            except asyncio.CancelledError:
+                self.interrupt()  # the caller gave up (e.g. the run was cancelled): stop the code too
+                raise
             except Empty:
                 if self.proc.returncode is not None or not _alive(self.kernel_pid):
                     out.died = out.error = True

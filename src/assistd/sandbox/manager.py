@@ -273,6 +273,11 @@ class SandboxManager:
             if s.kernel is not None:
                 kernel, s.kernel = s.kernel, None
                 await kernel.kill()
+        for s in [s for s in self._sessions.values() if s.kernel is None and not s.lock.locked()]:
+            if now - s.last_used >= self.config.idle_seconds:  # restarted, then unused: keep only why
+                self._sessions.pop(s.key, None)
+                if s.lost is not None:
+                    self._forget(s.key, s.lost)
         for k in [k for k in self._pool if not k.alive]:
             self._pool.remove(k)
             await k.kill()
