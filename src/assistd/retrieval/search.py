@@ -20,6 +20,7 @@ removes weak matches rather than a fixed share of the results.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import sqlite3
 import threading
@@ -364,39 +365,138 @@ async def _vector_pg(
 async def _keyword(
     state: AppState, stores: list[StoreRef], queries: list[str], k: int, allowed: set[tuple[str, str]] | None
 ) -> list[list[int]]:
-    if state.db.is_sqlite:
-        path = _sqlite_path(state)
-        if path is not None:
-            return await asyncio.to_thread(_keyword_sqlite_sync, path, stores, queries, k, allowed)
+    if not state.db.is_sqlite:
+        return await _keyword_pg(state, stores, queries, k, allowed)
+    path = _sqlite_path(state)
+    if path is not None:
+        return await asyncio.to_thread(_keyword_sqlite_sync, path, stores, queries, k, allowed)
+    # an in-memory database: through the session, every word
+    extra, params = _allowed_sql(allowed)
+    extra = extra.replace("vector_store_id", "c.vector_store_id").replace("file_id", "c.file_id")
+    out: list[list[int]] = []
+    async with state.db.session() as s:
+        for q in queries:
+            expr = fts5_query(q)
+            if expr is None:
+                continue
+            stmt = text(
+                "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH :q AND c.vector_store_id IN :sids{extra} "
+                "ORDER BY bm25(chunks_fts) LIMIT :k"
+            ).bindparams(bindparam("sids", expanding=True))
+            if allowed is not None:
+                stmt = stmt.bindparams(bindparam("allowed", expanding=True))
+            rows = await s.execute(stmt, {"q": expr, "sids": [st.id for st in stores], "k": k, **params})
+            out.append([r[0] for r in rows])
+    return out
+
+
+# --- PostgreSQL keyword search: IDF-weighted ----------------------------------------------------------
+
+
+async def _keyword_pg(
+    state: AppState, stores: list[StoreRef], queries: list[str], k: int, allowed: set[tuple[str, str]] | None
+) -> list[list[int]]:
+    """Chunks matching any of the query's lexemes, ranked by BM25 (k1 1.2, b 0.75, as SQLite's
+    FTS5): IDF ``ln(1 + (N - df + 0.5) / (df + 0.5))`` of each matched lexeme, term frequency from
+    the tsvector's positions, length = lexemes in the chunk. ``ts_rank_cd`` ranks OR queries poorly:
+    it has no notion of a word's rarity, so a chunk with "function" three times beats one with the
+    only rare word of the question. The most common lexemes are left out above
+    ``KEYWORD_POSTINGS_BUDGET`` matches, as on SQLite."""
     extra, params = _allowed_sql(allowed)
     sids = [st.id for st in stores]
     out: list[list[int]] = []
     async with state.db.session() as s:
         for q in queries:
-            if state.db.is_sqlite:
-                expr = fts5_query(q)
-                if expr is None:
-                    continue
-                stmt = text(
-                    "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
-                    f"WHERE chunks_fts MATCH :q AND c.vector_store_id IN :sids{extra.replace('vector_store_id', 'c.vector_store_id').replace('file_id', 'c.file_id')} "
-                    "ORDER BY bm25(chunks_fts) LIMIT :k"
+            words = [t for t in query_terms(q) if t.isalnum()]
+            if not words:
+                continue
+            lexemes = [
+                r[0]
+                for r in await s.execute(
+                    text(
+                        "SELECT DISTINCT lex FROM unnest(CAST(:w AS text[])) w, "
+                        "unnest(tsvector_to_array(to_tsvector('english', w))) lex"
+                    ),
+                    {"w": words},
                 )
-            else:
-                expr = tsquery_text(q)
-                if expr is None:
-                    continue
-                stmt = text(
-                    "SELECT seq FROM chunks, to_tsquery('english', :q) query "
-                    f"WHERE tsv @@ query AND vector_store_id IN :sids{extra} "
-                    "ORDER BY ts_rank_cd(tsv, query) DESC LIMIT :k"
-                )
-            stmt = stmt.bindparams(bindparam("sids", expanding=True))
+                if _LEXEME.fullmatch(r[0])
+            ]
+            if not lexemes:
+                continue
+            df, n, avgdl = await _pg_df(s, state.settings.database_url, lexemes)
+            lexemes = _rarest(lexemes, df)
+            idf = [math.log(1 + (max(n, df[x]) - df[x] + 0.5) / (df[x] + 0.5)) for x in lexemes]
+            stmt = text(
+                "SELECT seq FROM chunks c, CAST(:q AS tsquery) query "
+                f"WHERE c.tsv @@ query AND c.vector_store_id IN :sids{extra.replace('vector_store_id', 'c.vector_store_id').replace('file_id', 'c.file_id')} "
+                "ORDER BY (SELECT coalesce(sum(w.idf * cardinality(u.positions) * 2.2 / (cardinality(u.positions) "
+                "+ 1.2 * (0.25 + 0.75 * length(c.tsv) / :avgdl))), 0) FROM unnest(c.tsv) u "
+                "JOIN unnest(CAST(:lexes AS text[]), CAST(:idfs AS float8[])) AS w(lex, idf) ON w.lex = u.lexeme) DESC "
+                "LIMIT :k"
+            ).bindparams(bindparam("sids", expanding=True))
             if allowed is not None:
                 stmt = stmt.bindparams(bindparam("allowed", expanding=True))
-            rows = await s.execute(stmt, {"q": expr, "sids": sids, "k": k, **params})
+            query = " | ".join(f"'{x}'" for x in lexemes)
+            rows = await s.execute(
+                stmt,
+                {
+                    "q": query,
+                    "sids": sids,
+                    "k": k,
+                    "lexes": lexemes,
+                    "idfs": idf,
+                    "avgdl": max(avgdl, 1.0),
+                    **params,
+                },
+            )
             out.append([r[0] for r in rows])
     return out
+
+
+_LEXEME = re.compile(r"\w+")
+_pg_df_cache: dict[tuple[str, str], tuple[float, int]] = {}
+_pg_n: dict[str, tuple[float, int, float]] = {}  # database -> (checked at, chunks, mean lexemes per chunk)
+
+
+async def _pg_df(s: Any, db: str, lexemes: list[str]) -> tuple[dict[str, int], int, float]:
+    """Each lexeme's number of chunks (counted up to KEYWORD_POSTINGS_BUDGET + 1), and the number of
+    chunks and their mean length in lexemes, in database ``db``; remembered DF_TTL_SECONDS per process."""
+    now = time.monotonic()
+    todo = [x for x in lexemes if now - _pg_df_cache.get((db, x), (-1e9, 0))[0] > DF_TTL_SECONDS]
+    todo_n = now - _pg_n.get(db, (-1e9, 0, 0.0))[0] > DF_TTL_SECONDS
+    if todo or todo_n:
+        cap = KEYWORD_POSTINGS_BUDGET + 1
+        sql = "SELECT " + ", ".join(
+            [
+                f"(SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ CAST(:t{i} AS tsquery) LIMIT {cap}) x)"
+                for i in range(len(todo))
+            ]
+            + (["(SELECT count(*) FROM chunks)", "(SELECT avg(length(tsv)) FROM chunks)"] if todo_n else [])
+        )
+        row = (await s.execute(text(sql), {f"t{i}": f"'{x}'" for i, x in enumerate(todo)})).one()
+        if len(_pg_df_cache) > 100_000:
+            _pg_df_cache.clear()
+        for i, x in enumerate(todo):
+            _pg_df_cache[(db, x)] = (now, int(row[i]))
+        if todo_n:
+            _pg_n[db] = (now, int(row[-2]), float(row[-1] or 1.0))
+    return {x: _pg_df_cache[(db, x)][1] for x in lexemes}, _pg_n[db][1], _pg_n[db][2]
+
+
+def _rarest(terms: list[str], df: dict[str, int]) -> list[str]:
+    """``terms`` without the most common ones once their matches exceed KEYWORD_POSTINGS_BUDGET
+    (rarest first, at least one kept), in their original order."""
+    if sum(df.values()) <= KEYWORD_POSTINGS_BUDGET:
+        return terms
+    kept: list[str] = []
+    total = 0
+    for t in sorted(terms, key=lambda x: df[x]):
+        if kept and total + df[t] > KEYWORD_POSTINGS_BUDGET:
+            break
+        kept.append(t)
+        total += df[t]
+    return [t for t in terms if t in kept]
 
 
 # --- SQLite keyword search on a thread's own connection ----------------------------------------------
