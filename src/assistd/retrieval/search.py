@@ -580,7 +580,7 @@ def _keyword_sqlite_sync(
     if allowed is not None:
         where += f" AND (c.vector_store_id || ':' || c.file_id) IN ({','.join('?' * len(allowed))})"
         args += [f"{a}:{b}" for a, b in allowed]
-    sql = (
+    joined = (
         "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
         f"WHERE chunks_fts MATCH ? AND {where} ORDER BY bm25(chunks_fts) LIMIT ?"
     )
@@ -592,10 +592,24 @@ def _keyword_sqlite_sync(
             if not words:
                 continue
             expr = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-            out.append([r[0] for r in conn.execute(sql, [expr, *args, k])])
+            # The best matches of the whole index first, then which of them are ours: looking up
+            # every match's chunk row (to test its store) costs as much as the search itself.
+            # When fewer than k of them are ours, the joined query answers.
+            top = [r[0] for r in conn.execute(_FTS_TOP, [expr, 4 * k])]
+            ours: set[int] = set()
+            if top:
+                check = f"SELECT c.seq FROM chunks c WHERE c.seq IN ({','.join('?' * len(top))}) AND {where}"
+                ours = {r[0] for r in conn.execute(check, [*top, *args])}
+            ranked = [seq for seq in top if seq in ours][:k]
+            if len(ranked) < k and len(top) == 4 * k:
+                ranked = [r[0] for r in conn.execute(joined, [expr, *args, k])]
+            out.append(ranked)
     finally:
         conn.execute("COMMIT")
     return out
+
+
+_FTS_TOP = "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?"
 
 
 async def _fetch(state: AppState, seqs: list[int]) -> dict[int, dict[str, Any]]:
