@@ -23,10 +23,14 @@ async def test_statements_transactions_and_errors(tmp_path) -> None:
             assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 2000  # short: it blocks the loop
             rows = (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars().all()
             assert rows == ["a", "b"]
-        with pytest.raises(IntegrityError):
+
+        async def insert_c_and_a_again() -> None:
             async with engine.begin() as conn:
                 await conn.execute(insert(items), [{"name": "c"}])
                 await conn.execute(insert(items), [{"name": "a"}])  # duplicate: the whole transaction rolls back
+
+        with pytest.raises(IntegrityError):
+            await insert_c_and_a_again()
         async with engine.connect() as conn:
             assert (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars().all() == ["a", "b"]
     finally:

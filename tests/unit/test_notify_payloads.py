@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from assistd.runs.pgbus import NOTIFY_LIMIT, notify_payloads, parse_payload
+from assistd.runs.pgbus import NOTIFY_LIMIT, notify_payloads, parse_payload, payload_runs
 
 
 def test_events_round_trip_in_order_and_split_under_the_limit() -> None:
@@ -13,7 +13,9 @@ def test_events_round_trip_in_order_and_split_under_the_limit() -> None:
     assert len(payloads) > 1 and all(len(p.encode()) < NOTIFY_LIMIT for p in payloads)
     seen: dict[str, list[tuple[int, str, bytes | None]]] = {}
     for p in payloads:
-        for run_id, events in parse_payload(p):
+        parsed = parse_payload(p)
+        assert sorted(payload_runs(p)) == sorted(run_id for run_id, _ in parsed)
+        for run_id, events in parsed:
             seen.setdefault(run_id, []).extend(events)
     for r in range(3):
         got = seen[f"run_{r}"]

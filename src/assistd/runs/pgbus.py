@@ -53,24 +53,40 @@ NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 or more
 
 
 def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> list[str]:
-    """The batch's events as NOTIFY payloads: JSON arrays of ``[seq, run_id, event, data]``, each
-    under the limit; an event too big for one carries ``null`` data (read it from the table)."""
+    """The batch's events as NOTIFY payloads, each under the limit: a first line listing the run
+    ids it carries (so a process relaying none of them skips the rest unparsed), then a JSON array
+    of ``[seq, run_id, event, data]``; an event too big for one carries ``null`` data (read it from
+    the table)."""
     payloads: list[str] = []
     items: list[bytes] = []
+    runs: dict[str, None] = {}
     size = 2
+
+    def flush() -> None:
+        head = ",".join(runs).encode()
+        payloads.append((head + b"\n[" + b",".join(items) + b"]").decode())
+
     for seq, (run_id, event, data) in zip(seqs, batch, strict=True):
         head = b'[%d,"%s","%s",' % (seq, run_id.encode(), event.encode())
         item = head + data + b"]"
-        if len(item) + 2 > NOTIFY_LIMIT:
+        if len(item) + len(run_id) + 4 > NOTIFY_LIMIT:
             item = head + b"null]"
-        if items and size + len(item) + 1 > NOTIFY_LIMIT:
-            payloads.append((b"[" + b",".join(items) + b"]").decode())
-            items, size = [], 2
+        extra = len(item) + 1 + (0 if run_id in runs else len(run_id) + 1)
+        if items and size + extra > NOTIFY_LIMIT:
+            flush()
+            items, runs, size = [], {}, 2
+            extra = len(item) + 1 + len(run_id) + 1
         items.append(item)
-        size += len(item) + 1
+        runs[run_id] = None
+        size += extra
     if items:
-        payloads.append((b"[" + b",".join(items) + b"]").decode())
+        flush()
     return payloads
+
+
+def payload_runs(payload: str) -> list[str]:
+    """The run ids a payload carries events of (its first line), without parsing the events."""
+    return payload[: payload.index("\n")].split(",")
 
 
 def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | None]]]]:
@@ -78,7 +94,7 @@ def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | 
     import orjson
 
     runs: dict[str, list[tuple[int, str, bytes | None]]] = {}
-    for seq, run_id, event, data in orjson.loads(payload):
+    for seq, run_id, event, data in orjson.loads(payload[payload.index("\n") + 1 :]):
         runs.setdefault(run_id, []).append((seq, event, None if data is None else orjson.dumps(data)))
     return list(runs.items())
 
@@ -175,6 +191,10 @@ class PostgresEventBus(RunEventBus):
             sub.since = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM run_events WHERE run_id = $1", run_id)
 
     def _on_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        # Most notifications are of runs nobody here relays from the table (this process's own
+        # runs reach their streams from memory): skip those without parsing them.
+        if not any(s for rid in payload_runs(payload) for s in self._subs.get(rid, ()) if not s.local):
+            return
         for run_id, events in parse_payload(payload):
             subs = [s for s in self._subs.get(run_id, ()) if not s.local]
             if not subs:
