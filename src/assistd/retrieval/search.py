@@ -427,9 +427,15 @@ async def _keyword_pg(
             df, n, avgdl = await _pg_df(s, state.settings.database_url, lexemes)
             lexemes = _rarest(lexemes, df)
             idf = [math.log(1 + (max(n, df[x]) - df[x] + 0.5) / (df[x] + 0.5)) for x in lexemes]
+            # Two steps: the matches ordered by the sum of their lexemes' IDF (a containment test
+            # per lexeme, cheap), then BM25 (which unnests each chunk's tsvector) on the best 8k.
+            presence = " + ".join(
+                f"(CASE WHEN c.tsv @@ CAST(:l{i} AS tsquery) THEN {w:.6f} ELSE 0 END)" for i, w in enumerate(idf)
+            )
             stmt = text(
-                "SELECT seq FROM chunks c, CAST(:q AS tsquery) query "
+                "SELECT seq FROM (SELECT c.seq, c.tsv FROM chunks c, CAST(:q AS tsquery) query "
                 f"WHERE c.tsv @@ query AND c.vector_store_id IN :sids{extra.replace('vector_store_id', 'c.vector_store_id').replace('file_id', 'c.file_id')} "
+                f"ORDER BY {presence} DESC LIMIT :pre) c "
                 "ORDER BY (SELECT coalesce(sum(w.idf * cardinality(u.positions) * 2.2 / (cardinality(u.positions) "
                 "+ 1.2 * (0.25 + 0.75 * length(c.tsv) / :avgdl))), 0) FROM unnest(c.tsv) u "
                 "JOIN unnest(CAST(:lexes AS text[]), CAST(:idfs AS float8[])) AS w(lex, idf) ON w.lex = u.lexeme) DESC "
@@ -447,6 +453,8 @@ async def _keyword_pg(
                     "lexes": lexemes,
                     "idfs": idf,
                     "avgdl": max(avgdl, 1.0),
+                    "pre": 8 * k,
+                    **{f"l{i}": f"'{x}'" for i, x in enumerate(lexemes)},
                     **params,
                 },
             )
