@@ -80,6 +80,7 @@ def base_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
 class TestServe:
     def test_embedded_default_local_mode(self, tmp_path: Path) -> None:
         env = base_env(tmp_path, None)
+        env["ASSISTD_EMBEDDER"] = "hash"  # the local model is tested in tests/retrieval
         with serving(env) as server:
             base = server.base
             client = openai.OpenAI(api_key="anything", base_url=f"{base}/v1", max_retries=0)
@@ -89,6 +90,14 @@ class TestServe:
             assert client.beta.assistants.retrieve(a.id).name == "Helper"
             f = client.files.create(file=("notes.txt", b"hello file"), purpose="assistants")
             assert client.files.content(f.id).read() == b"hello file"
+            # vector stores on the embedded default (no database URL configured)
+            vs = client.vector_stores.create(name="docs")
+            vf = client.vector_stores.files.upload_and_poll(
+                vector_store_id=vs.id, file=("herons.txt", b"Lanterns shaped like herons."), poll_interval_ms=50
+            )
+            assert vf.status == "completed", vf.last_error
+            hits = client.vector_stores.search(vector_store_id=vs.id, query="heron lanterns").data
+            assert hits and hits[0].filename == "herons.txt"
             client.close()
         assert "local single-user mode" in server.output
         # The embedded default: a SQLite file under the data directory, and uploaded blobs beside it.

@@ -424,7 +424,7 @@ async def _keyword_pg(
             ]
             if not lexemes:
                 continue
-            df, n, avgdl = await _pg_df(s, state.settings.database_url, lexemes)
+            df, n, avgdl = await _pg_df(s, state.settings.resolved_database_url, lexemes)
             lexemes = _rarest(lexemes, df)
             idf = [math.log(1 + (max(n, df[x]) - df[x] + 0.5) / (df[x] + 0.5)) for x in lexemes]
             # Two steps: the matches ordered by the sum of their lexemes' IDF (a containment test
@@ -525,7 +525,7 @@ _df_cache: dict[tuple[str, str], tuple[float, int]] = {}
 def _sqlite_path(state: AppState) -> str | None:
     from sqlalchemy.engine import make_url
 
-    db = make_url(state.settings.database_url).database
+    db = make_url(state.settings.resolved_database_url).database
     if not db or db == ":memory:" or db.startswith("file:"):
         return None
     return db
