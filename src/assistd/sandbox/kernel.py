@@ -252,6 +252,7 @@ class Kernel:
         tail: deque[str] = deque(maxlen=40)
         drain = asyncio.get_running_loop().create_task(_drain(proc, tail))
         client: AsyncKernelClient | None = None
+        init_pid: int | None = None
         try:
             deadline = time.monotonic() + start_seconds
             try:
@@ -267,13 +268,18 @@ class Kernel:
         except BaseException as e:
             if client is not None:
                 client.stop_channels()
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(drain, 5)
+            # Also when cancelled early (the manager closing): bubblewrap may not have armed its
+            # parent-death signal yet, so its namespace's init is killed by pid, and the cgroup.
+            _kill_sandbox(proc, init_pid)
             if cgroup is not None:
-                cgroup.remove()
+                await asyncio.to_thread(cgroup.kill)
+            # proc.wait() also waits for the output pipe to close: never without a limit.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(drain, 2)
+            if cgroup is not None:
+                await asyncio.to_thread(cgroup.remove)
             if isinstance(e, KernelStartError):
                 detail = "".join(tail).strip()
                 raise KernelStartError(f"{e}: {detail[-2000:]}" if detail else str(e)) from e
@@ -299,8 +305,7 @@ class Kernel:
         self._closed = True
         if self.ready is not None and not self.ready.done():
             self.ready.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        _kill_sandbox(self.proc, self.init_pid)
         if self.cgroup is not None:
             await asyncio.to_thread(self.cgroup.kill)
         with contextlib.suppress(TimeoutError):
@@ -419,6 +424,20 @@ def _state(pid: int) -> str | None:
 
 def _alive(pid: int) -> bool:
     return _state(pid) not in ("Z", None)
+
+
+def _kill_sandbox(proc: asyncio.subprocess.Process, init_pid: int | None) -> None:
+    """SIGKILL the sandbox's init (its whole pid namespace dies with it) and bubblewrap.
+
+    Only children of bubblewrap are signalled (bubblewrap is our child, not yet reaped, so its
+    pid is still its own; init's pid may have been reused if the sandbox ended by itself).
+    """
+    if proc.returncode is not None:
+        return  # bubblewrap exited: its namespace died with it (and its pid is free for reuse)
+    targets = [p for p in _children(proc.pid) if init_pid is None or p == init_pid]
+    for pid in [*targets, proc.pid]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _wait_gone(pids: tuple[int, ...], seconds: float) -> None:
