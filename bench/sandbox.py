@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -278,7 +279,7 @@ async def main(args: argparse.Namespace) -> int:
         )
     )
     code = write_report("sandbox", report["timestamp"], report, 0, "measurement(s)")
-    os.rmdir(outbox) if outbox.exists() and not any(outbox.iterdir()) else None
+    shutil.rmtree(outbox, ignore_errors=True)
     return code
 
 
