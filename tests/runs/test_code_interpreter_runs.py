@@ -168,3 +168,40 @@ async def test_deleting_the_thread_stops_its_kernel(client: httpx.AsyncClient, l
             break
         await asyncio.sleep(0.01)
     assert state.sandbox.sessions == sessions - 1
+
+
+async def test_chart_and_csv_through_the_sdk_stream_and_state_through_polling(
+    sdk: openai.AsyncOpenAI, llm: FakeLLM
+) -> None:
+    asst = await sdk.beta.assistants.create(model="fake-model", tools=[{"type": "code_interpreter"}])
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": "Plot it."}])
+    code = (
+        "import matplotlib.pyplot as plt\nimport pandas as pd\nsales = pd.DataFrame({'q': [1, 2], 'v': [5, 7]})\n"
+        "sales.to_csv('/mnt/data/sales_out.csv', index=False)\nplt.bar(sales.q, sales.v)\nplt.show()"
+    )
+    llm.set_turns([code_call(code), {"text": "Chart above; [CSV](sandbox:/mnt/data/sales_out.csv)."}])
+    inputs: list[str] = []
+
+    class Handler(openai.AsyncAssistantEventHandler):
+        async def on_tool_call_delta(self, delta: Any, snapshot: Any) -> None:
+            if delta.type == "code_interpreter" and delta.code_interpreter.input:
+                inputs.append(delta.code_interpreter.input)
+
+    async with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id, event_handler=Handler()) as s:
+        await s.until_done()
+        run = await s.get_final_run()
+        messages = await s.get_final_messages()
+    assert run.status == "completed" and "".join(inputs) == code
+    (msg,) = messages
+    text, image = msg.content
+    assert image.type == "image_file" and (await sdk.files.content(image.image_file.file_id)).content[:4] == b"\x89PNG"
+    (ann,) = text.text.annotations
+    assert ann.type == "file_path" and ann.text == "sandbox:/mnt/data/sales_out.csv"
+    assert (await sdk.files.content(ann.file_path.file_id)).content == b"q,v\n1,5\n2,7\n"
+
+    # the kernel kept `sales`: a second run on the thread, polled, reads it
+    llm.set_turns([code_call("print(sales.v.sum())"), {"text": "12"}])
+    run = await sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, poll_interval_ms=20)
+    assert run.status == "completed", run.last_error
+    steps = (await sdk.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc")).data
+    assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip() == "12"

@@ -273,3 +273,28 @@ async def test_score_threshold_is_honoured(client: httpx.AsyncClient, sdk: opena
         scores[threshold] = [r["score"] for r in fs["results"]]
     assert scores[0.0] and all(s < 0.999 for s in scores[0.0])  # nothing this close: the threshold removes all
     assert scores[0.999] == []
+
+
+async def test_sdk_stream_helper_gets_the_citation(sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    vs, files = await store_with_files(sdk)
+    asst = await sdk.beta.assistants.create(
+        model="fake-model", tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [vs]}}
+    )
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": "Where?"}])
+    llm.set_turns(
+        [
+            {"tool_calls": [{"name": "file_search", "arguments": {"queries": ["Zorblax festival"]}}]},
+            {"text": answer_citing("【0:0†festival.txt】"), "chunk_size": 2, "chunk_unit": "chars"},
+        ]
+    )
+    tool_types: list[str] = []
+
+    class Handler(openai.AsyncAssistantEventHandler):
+        async def on_tool_call_created(self, tool_call: Any) -> None:
+            tool_types.append(tool_call.type)
+
+    async with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id, event_handler=Handler()) as s:
+        await s.until_done()
+        (msg,) = await s.get_final_messages()
+    assert tool_types == ["file_search"]
+    check_citation(msg.content[0].text.model_dump(), files["festival.txt"])
