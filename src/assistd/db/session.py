@@ -11,6 +11,8 @@ PostgreSQL: asyncpg, READ COMMITTED, a pool per process.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -84,6 +86,46 @@ def _configure_sqlite(engine: AsyncEngine, busy_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_IMMEDIATE) else "BEGIN")
 
 
+class WriterLock:
+    """SQLite's one writer at a time, in two queues: urgent waiters are served first, then the
+    others, each queue in arrival order."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @asynccontextmanager
+    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or self._urgent or self._normal:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            (self._urgent if urgent else self._normal).append(waiter)
+            try:
+                await waiter  # the releasing holder hands the lock over: _held stays True
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over just as we were cancelled: pass it on
+                else:
+                    with contextlib.suppress(ValueError):
+                        (self._urgent if urgent else self._normal).remove(waiter)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._held = False
+
+
 class Database:
     """The engine, a sessionmaker and the SQLite writer lock, built once per process."""
 
@@ -99,7 +141,7 @@ class Database:
         self.read_sessionmaker = async_sessionmaker(
             self.engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
         )
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriterLock() if self.is_sqlite else None
         # SQLite: short statements (API requests, the executor) run on the loop's thread.
         self.inline_sessionmaker, self.inline_read_sessionmaker = self.sessionmaker, self.read_sessionmaker
         self.inline_engine: AsyncEngine | None = None
@@ -121,15 +163,20 @@ class Database:
             self.fast = await PostgresFastReader.connect(self.url, self.engine.dialect, self.pool_size)
 
     @asynccontextmanager
-    async def session(self, *, write: bool = False, inline: bool = False) -> AsyncIterator[AsyncSession]:
+    async def session(
+        self, *, write: bool = False, inline: bool = False, urgent: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A session: with ``write`` one transaction, committed on success and rolled back on
         error; without, a read-only session whose statements run without BEGIN/COMMIT (each one
         sees committed data; a read of several statements is not one snapshot).
 
         ``inline`` (SQLite): sqlite3 runs on the loop's thread, for short statements only; bulk
-        reads and writes leave it off so that they never stall the loop."""
+        reads and writes leave it off so that they never stall the loop.
+
+        ``urgent`` (SQLite writers): go before writers that are not, e.g. the executor's writes that
+        a stream's next event waits for, ahead of a burst of API requests."""
         if write and self._write_lock is not None:
-            async with self._write_lock, self._session(write=True, inline=inline) as s:
+            async with self._write_lock.hold(urgent), self._session(write=True, inline=inline) as s:
                 yield s
         else:
             async with self._session(write=write, inline=inline) as s:

@@ -261,7 +261,7 @@ class RunRunner:
         step = self._new_step(
             "message_creation", {"type": "message_creation", "message_creation": {"message_id": msg.id}}, t
         )
-        async with self.db.session(write=True, inline=True) as s:
+        async with self.db.session(write=True, inline=True, urgent=True) as s:
             await insert_rows(s, step, msg)
         self.open.message, self.open.message_step = msg, step
         if self.builtins:
@@ -297,7 +297,7 @@ class RunRunner:
         closed = self._closing(status, reason, usage, step_status)
         if closed is None:
             return
-        async with self.db.session(write=True, inline=True) as s:
+        async with self.db.session(write=True, inline=True, urgent=True) as s:
             await _write_closed(s, *closed)
         self._emit_closed(*closed, status, step_status)
 
@@ -355,7 +355,7 @@ class RunRunner:
             await self._close_message("completed", None, None, "completed")
         if self.open.tool_step is None:
             step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []}, now())
-            async with self.db.session(write=True, inline=True) as s:
+            async with self.db.session(write=True, inline=True, urgent=True) as s:
                 await insert_rows(s, step)
             self.open.tool_step = step
             self.emit("thread.run.step.created", self._step_object(step))
@@ -439,7 +439,7 @@ class RunRunner:
             if not functions:
                 # Only built-in tools: the step is done and the model reads their results.
                 step.status, step.completed_at = "completed", now()
-                async with self.db.session(write=True, inline=True) as s:
+                async with self.db.session(write=True, inline=True, urgent=True) as s:
                     await _write_step(s, step)
                     await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
                 self.open.tool_step = None
@@ -458,7 +458,7 @@ class RunRunner:
                     ]
                 },
             }
-            async with self.db.session(write=True, inline=True) as s:
+            async with self.db.session(write=True, inline=True, urgent=True) as s:
                 await _write_step(s, step)
                 row = await transition_row(
                     s,
@@ -545,7 +545,7 @@ class RunRunner:
 
     async def _finish(self, status: str, *, closed: tuple[Message, RunStep] | None = None, **values: Any) -> bool:
         """End the run (with the message and step just closed, if any, in the same transaction)."""
-        async with self.db.session(write=True, inline=True) as s:
+        async with self.db.session(write=True, inline=True, urgent=True) as s:
             if closed is not None:
                 await _write_closed(s, *closed)
             row = await transition_row(
@@ -571,7 +571,7 @@ class RunRunner:
             step.status, step.failed_at = "failed", now()
             step.last_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
             step.usage = self._call_usage()
-            async with self.db.session(write=True, inline=True) as s:
+            async with self.db.session(write=True, inline=True, urgent=True) as s:
                 await _write_step(s, step)
             self.emit("thread.run.step.failed", self._step_object(step))
         await self._finish("failed", last_error=error, failed_at=now())
@@ -584,7 +584,7 @@ class RunRunner:
             step = self.open.tool_step
             if step is not None and step.status == "in_progress":
                 step.status, step.cancelled_at = "cancelled", now()
-                async with self.db.session(write=True, inline=True) as s:
+                async with self.db.session(write=True, inline=True, urgent=True) as s:
                     await _write_step(s, step)
                 self.emit("thread.run.step.cancelled", self._step_object(step))
             await self._finish("cancelled", cancelled_at=now())
