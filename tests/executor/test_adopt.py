@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from assistd.fakellm import FakeLLM
-from assistd.models import Run
+from assistd.models import Run, RunEvent
 from tests.runs.test_runs_http import setup, wait_status
 from tests.runs.util import names, sse
 
@@ -56,3 +58,37 @@ async def test_failed_creates_give_their_slot_back(client: httpx.AsyncClient, ll
             break
         await asyncio.sleep(0.005)
     assert ex.free_slots == free
+
+
+@pytest.mark.skipif(
+    os.environ.get("ASSISTD_TEST_DATABASE", "sqlite") == "sqlite", reason="the cross-process event log is PostgreSQL's"
+)
+async def test_an_adopted_runs_events_skip_the_cross_process_log(
+    client: httpx.AsyncClient, llm: FakeLLM, state
+) -> None:
+    from tests.runs.test_runs_http import WEATHER
+
+    llm.set_turns([{"tool_calls": [{"name": "get_weather", "arguments": {}}]}, {"text": "sunny"}])
+    a, t = await setup(client, tools=[WEATHER])
+    events = await sse(client, f"/threads/{t}/runs", {"assistant_id": a})
+    run = events[-2][1]
+    assert run["status"] == "requires_action"
+
+    async def logged() -> int:
+        async with state.db.session() as s:
+            return await s.scalar(select(func.count()).select_from(RunEvent).where(RunEvent.run_id == run["id"]))
+
+    await asyncio.sleep(0.2)  # the event writer would have written them by now
+    assert await logged() == 0  # only this process's stream could want them
+    (call,) = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+    resumed = await sse(
+        client,
+        f"/threads/{t}/runs/{run['id']}/submit_tool_outputs",
+        {"tool_outputs": [{"tool_call_id": call["id"], "output": "sunny"}]},
+    )
+    assert resumed[-2][0] == "thread.run.completed"
+    for _ in range(100):  # a resumed run is claimed from the queue: any process may stream it
+        if await logged() > 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await logged() > 0

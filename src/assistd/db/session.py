@@ -145,6 +145,13 @@ class Database:
         # SQLite: short statements (API requests, the executor) run on the loop's thread.
         self.inline_sessionmaker, self.inline_read_sessionmaker = self.sessionmaker, self.read_sessionmaker
         self.inline_engine: AsyncEngine | None = None
+        # PostgreSQL: urgent writers (the executor's) get a small pool of their own, so that a burst
+        # of API requests holding every connection of the main pool does not delay a stream's events.
+        self.urgent_engine: AsyncEngine | None = None
+        self.urgent_sessionmaker = self.sessionmaker
+        if not self.is_sqlite:
+            self.urgent_engine = create_engine(url, pool_size=max(2, pool_size // 2))
+            self.urgent_sessionmaker = async_sessionmaker(self.urgent_engine, expire_on_commit=False, autoflush=False)
         if self.is_sqlite:
             self.inline_engine = create_engine(url, pool_size=pool_size, inline=True)
             self.inline_sessionmaker = async_sessionmaker(self.inline_engine, expire_on_commit=False, autoflush=False)
@@ -179,12 +186,14 @@ class Database:
             async with self._write_lock.hold(urgent), self._session(write=True, inline=inline) as s:
                 yield s
         else:
-            async with self._session(write=write, inline=inline) as s:
+            async with self._session(write=write, inline=inline, urgent=urgent and write) as s:
                 yield s
 
     @asynccontextmanager
-    async def _session(self, *, write: bool, inline: bool = False) -> AsyncIterator[AsyncSession]:
-        if inline:
+    async def _session(self, *, write: bool, inline: bool = False, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        if urgent:
+            maker = self.urgent_sessionmaker
+        elif inline:
             maker = self.inline_sessionmaker if write else self.inline_read_sessionmaker
         else:
             maker = self.sessionmaker if write else self.read_sessionmaker
@@ -206,5 +215,6 @@ class Database:
             await self.fast.close()
             self.fast = None
         await self.engine.dispose()
-        if self.inline_engine is not None:
-            await self.inline_engine.dispose()
+        for engine in (self.inline_engine, self.urgent_engine):
+            if engine is not None:
+                await engine.dispose()

@@ -95,12 +95,13 @@ class _Open:
 
 
 class RunRunner:
-    def __init__(self, executor: Executor, run_id: str, run: Run | None = None) -> None:
+    def __init__(self, executor: Executor, run_id: str, run: Run | None = None, *, local_stream: bool = False) -> None:
         self.ex = executor
         self.db = executor.state.db
         self.bus = executor.state.bus
         self.run_id = run_id
         self.stop_reason: str | None = None
+        self.local_stream = local_stream  # only this process can be streaming the run's events
         self.run: Run
         if run is not None:
             self.run = run
@@ -115,7 +116,7 @@ class RunRunner:
     # --- plumbing -------------------------------------------------------------------------------
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        self.bus.publish(self.run_id, event, data)
+        self.bus.publish(self.run_id, event, data, remote=not self.local_stream)
 
     async def _reload_run(self) -> Run:
         async with self.db.session(inline=True) as s:

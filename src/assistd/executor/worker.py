@@ -180,15 +180,17 @@ class Executor:
         as soon as its creating transaction commits.
         """
         self._reserved -= 1
-        self._start_runner(run)
+        # Its events can only be streamed by this process (the request that created it): they
+        # need not go to the cross-process event log until the run rests (see runs/pgbus.py).
+        self._start_runner(run, local_stream=True)
 
     def lease(self) -> dict[str, Any]:
         """The claim columns for a run created already claimed by this executor."""
         return {"lease_owner": self.owner, "lease_expires_at": time.time() + self.lease_seconds, "attempt": 1}
 
-    def _start_runner(self, run: Run) -> None:
+    def _start_runner(self, run: Run, *, local_stream: bool = False) -> None:
         run_id = run.id
-        runner = RunRunner(self, run_id, run)
+        runner = RunRunner(self, run_id, run, local_stream=local_stream)
         task = asyncio.create_task(runner.execute(), name=f"run-{run_id}")
         self._running[run_id] = (task, runner)
 

@@ -57,7 +57,9 @@ class RunEventBus:
             if not subs:
                 self._subs.pop(run_id, None)
 
-    def publish(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+    def publish(self, run_id: str, event: str, data: dict[str, Any], *, remote: bool = True) -> None:  # noqa: ARG002
+        """Hand an event to the run's streams (``remote``: also to other processes', see pgbus;
+        in one process there are no others)."""
         subs = self._subs.get(run_id)
         if not subs:
             return

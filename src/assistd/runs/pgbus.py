@@ -148,16 +148,20 @@ class PostgresEventBus(RunEventBus):
 
     # --- publishing (the executor) --------------------------------------------------------------
 
-    def publish(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+    def publish(self, run_id: str, event: str, data: dict[str, Any], *, remote: bool = True) -> None:
+        """Streams relayed by this process get the event now, from memory; with ``remote`` it also
+        goes to the log and the other processes. A run created and executed by this process (the
+        executor adopted it from the creating request) can only be streamed here until it rests:
+        its executor publishes with ``remote=False`` (no log row, no NOTIFY)."""
         import orjson
 
         payload = orjson.dumps(data)
-        # Streams relayed by this process get the event now, from memory; the log is for the others.
         for sub in self._subs.get(run_id, ()):
             sub.local = True
             sub.queue.put_nowait((event, payload))
-        self._pending.append((run_id, event, payload))
-        self._has_pending.set()
+        if remote:
+            self._pending.append((run_id, event, payload))
+            self._has_pending.set()
 
     async def _writer(self) -> None:
         while True:
