@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from sqlalchemy import bindparam, select, text
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from assistd.retrieval.embeddings import Embedder
     from assistd.state import AppState
 
+T = TypeVar("T")
 RRF_K = 60
 MAX_TERMS = 32
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -492,7 +493,7 @@ async def _pg_df(s: Any, db: str, lexemes: list[str]) -> tuple[dict[str, int], i
     return {x: _pg_df_cache[(db, x)][1] for x in lexemes}, _pg_n[db][1], _pg_n[db][2]
 
 
-def _rarest(terms: list[str], df: dict[str, int]) -> list[str]:
+def _rarest(terms: list[T], df: dict[T, int]) -> list[T]:
     """``terms`` without the most common ones once their matches exceed KEYWORD_POSTINGS_BUDGET
     (rarest first, at least one kept), in their original order."""
     if sum(df.values()) <= KEYWORD_POSTINGS_BUDGET:
@@ -566,16 +567,7 @@ def _keep_rare(conn: sqlite3.Connection, path: str, words: list[str]) -> list[st
             if len(_df_cache) > 100_000:
                 _df_cache.clear()
         df[i] = hit[1]
-    if sum(df.values()) <= KEYWORD_POSTINGS_BUDGET:
-        return words
-    kept: list[int] = []
-    total = 0
-    for i in sorted(df, key=lambda j: df[j]):
-        if kept and total + df[i] > KEYWORD_POSTINGS_BUDGET:
-            break
-        kept.append(i)
-        total += df[i]
-    return [words[i] for i in sorted(kept)]
+    return [words[i] for i in _rarest(list(range(len(words))), df)]
 
 
 def _keyword_sqlite_sync(
