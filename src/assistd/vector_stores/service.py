@@ -330,13 +330,8 @@ async def list_files_in_batch(
 # --- search ------------------------------------------------------------------------------------
 
 
-async def check_search(
-    session: AsyncSession, project_id: str, store_id: str, body: VectorStoreSearchRequest
-) -> tuple[list[str], bool]:
-    """Validate a search request; the query strings, and whether the store's activity time is stale."""
-    row = await get_store(session, project_id, store_id)
-    if row.status == "expired":
-        raise InvalidRequestError(f"Vector store {store_id} is expired and can no longer be searched.")
+def check_search_body(body: VectorStoreSearchRequest) -> list[str]:
+    """The query strings of a search request (400 for an empty one or a bad filter)."""
     queries = [body.query] if isinstance(body.query, str) else list(body.query)
     if not queries or any(not q.strip() for q in queries):
         raise InvalidRequestError(
@@ -346,7 +341,7 @@ async def check_search(
         )
     if body.filters is not None:
         check_filter(body.filters)
-    return queries, row.last_active_at < now()
+    return queries
 
 
 async def touch(session: AsyncSession, project_id: str, store_ids: Sequence[str]) -> None:
