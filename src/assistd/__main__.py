@@ -90,10 +90,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _run_worker(settings: Settings) -> None:
     import signal
 
+    from assistd.gctune import tune_after_startup
     from assistd.state import AppState
 
     state = await AppState.start(settings, background=True, executor=True)
     assert state.executor is not None
+    tune_after_startup()
     log = logging.getLogger("assistd")
     log.info("worker %s executing runs (concurrency %d)", state.executor.owner, settings.executor_concurrency)
     stop = asyncio.Event()

@@ -13,6 +13,7 @@ from assistd.assistants.router import router as assistants_router
 from assistd.config import Settings
 from assistd.errors import register_error_handlers
 from assistd.files.router import router as files_router
+from assistd.gctune import tune_after_startup
 from assistd.http import json_response
 from assistd.messages.router import router as messages_router
 from assistd.middleware import AccessMiddleware, RequestIdMiddleware
@@ -41,6 +42,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
                 "no API keys exist: running in local single-user mode (any bearer token is accepted). "
                 "Create one with `assistd keys create --project NAME` to require keys."
             )
+        tune_after_startup()
         try:
             yield
         finally:

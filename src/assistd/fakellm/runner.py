@@ -93,6 +93,9 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the fake's ``app`` on ``sock`` until SIGINT/SIGTERM (the CLI's loop)."""
+    from assistd.gctune import tune_after_startup
+
+    tune_after_startup()  # its own pauses would count as lag of the streams it paces
     state: FakeLLMState = app.state.fakellm
     server = _Server(_config(app), state, handle_signals=handle_signals, on_ready=on_ready)
     await server.serve(sockets=[sock])
