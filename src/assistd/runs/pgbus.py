@@ -43,43 +43,46 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-_INSERT_EVENTS = """
-INSERT INTO run_events (run_id, event, data, created_at)
-SELECT r, e, d, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(r, e, d, i) ORDER BY i
-RETURNING seq
+_NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('run_events', 'seq')) FROM generate_series(1, $1)"
+# One statement, so one implicit transaction: the rows and their notifications commit together.
+_PUBLISH = """
+WITH ins AS (
+    INSERT INTO run_events (seq, run_id, event, data, created_at)
+    SELECT s, r, e, d, $5 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS t(s, r, e, d)
+)
+SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p
 """
-_NOTIFY_MANY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 or more
 
 
 def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> list[str]:
     """The batch's events as NOTIFY payloads, each under the limit: a first line listing the run
-    ids it carries (so a process relaying none of them skips the rest unparsed), then a JSON array
-    of ``[seq, run_id, event, data]``; an event too big for one carries ``null`` data (read it from
-    the table)."""
+    ids it carries (so a process relaying none of them skips the rest unparsed), then one line per
+    event, ``seq<TAB>run_id<TAB>event<TAB>data``, data being the event's JSON as published (JSON
+    from orjson has no raw tab or newline), so the receiver hands it on without parsing it. An
+    event too big for a payload has empty data: read it from the table."""
     payloads: list[str] = []
-    items: list[bytes] = []
+    lines: list[bytes] = []
     runs: dict[str, None] = {}
-    size = 2
+    size = 0
 
     def flush() -> None:
-        head = ",".join(runs).encode()
-        payloads.append((head + b"\n[" + b",".join(items) + b"]").decode())
+        payloads.append((",".join(runs).encode() + b"\n" + b"\n".join(lines)).decode())
 
     for seq, (run_id, event, data) in zip(seqs, batch, strict=True):
-        head = b'[%d,"%s","%s",' % (seq, run_id.encode(), event.encode())
-        item = head + data + b"]"
-        if len(item) + len(run_id) + 4 > NOTIFY_LIMIT:
-            item = head + b"null]"
-        extra = len(item) + 1 + (0 if run_id in runs else len(run_id) + 1)
-        if items and size + extra > NOTIFY_LIMIT:
+        head = b"%d\t%s\t%s\t" % (seq, run_id.encode(), event.encode())
+        line = head + data
+        if len(line) + len(run_id) + 2 > NOTIFY_LIMIT:
+            line = head
+        extra = len(line) + 1 + (0 if run_id in runs else len(run_id) + 1)
+        if lines and size + extra > NOTIFY_LIMIT:
             flush()
-            items, runs, size = [], {}, 2
-            extra = len(item) + 1 + len(run_id) + 1
-        items.append(item)
+            lines, runs, size = [], {}, 0
+            extra = len(line) + 1 + len(run_id) + 1
+        lines.append(line)
         runs[run_id] = None
         size += extra
-    if items:
+    if lines:
         flush()
     return payloads
 
@@ -91,11 +94,10 @@ def payload_runs(payload: str) -> list[str]:
 
 def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | None]]]]:
     """``notify_payloads`` read back: per run (in order of appearance), its events in order."""
-    import orjson
-
     runs: dict[str, list[tuple[int, str, bytes | None]]] = {}
-    for seq, run_id, event, data in orjson.loads(payload[payload.index("\n") + 1 :]):
-        runs.setdefault(run_id, []).append((seq, event, None if data is None else orjson.dumps(data)))
+    for line in payload[payload.index("\n") + 1 :].split("\n"):
+        seq, run_id, event, data = line.split("\t", 3)
+        runs.setdefault(run_id, []).append((int(seq), event, data.encode() if data else None))
     return list(runs.items())
 
 
@@ -119,7 +121,11 @@ class PostgresEventBus(RunEventBus):
     async def start(self) -> None:
         import asyncpg
 
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+        # Run events only feed live streams (the run's state is in ``runs``, written with normal
+        # commits): their commits need not wait for the WAL to reach the disk.
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=4, server_settings={"synchronous_commit": "off"}
+        )
         self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener(EVENTS, self._on_events)
         await self._listener.add_listener(WAKE, self._on_wake)
@@ -171,19 +177,20 @@ class PostgresEventBus(RunEventBus):
             if not batch:
                 continue
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    seqs = await conn.fetch(
-                        _INSERT_EVENTS,
+                async with self._pool.acquire() as conn:
+                    # Sequence values first (increasing, so in order per run), then the rows and
+                    # their notifications (carrying the events) in one statement.
+                    seqs = [r[0] for r in await conn.fetch(_NEXT_SEQS, len(batch))]
+                    await conn.execute(
+                        _PUBLISH,
+                        seqs,
                         [rid for rid, _, _ in batch],
                         [ev for _, ev, _ in batch],
                         [data.decode() for _, _, data in batch],
                         time.time(),
+                        EVENTS,
+                        notify_payloads(seqs, batch),
                     )
-                    # Sequence values follow the rows' order (ORDER BY ordinality).
-                    ordered = sorted(r[0] for r in seqs)
-                    # The events themselves ride in the notification (in commit order, so in
-                    # order per run); one too big for NOTIFY's 8000 bytes is fetched from the table.
-                    await conn.execute(_NOTIFY_MANY, EVENTS, notify_payloads(ordered, batch))
             except Exception:
                 log.exception("could not write %d run events", len(batch))
 
