@@ -53,6 +53,9 @@ WITH ins AS (
 SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p
 """
 NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 or more
+# Run events only feed live streams (the run's state is in ``runs``, written with normal commits):
+# their commits need not wait for the WAL to reach the disk.
+_BUS_SETTINGS = {"synchronous_commit": "off"}
 
 
 def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> list[str]:
@@ -121,11 +124,7 @@ class PostgresEventBus(RunEventBus):
     async def start(self) -> None:
         import asyncpg
 
-        # Run events only feed live streams (the run's state is in ``runs``, written with normal
-        # commits): their commits need not wait for the WAL to reach the disk.
-        self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=4, server_settings={"synchronous_commit": "off"}
-        )
+        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4, server_settings=_BUS_SETTINGS)
         self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener(EVENTS, self._on_events)
         await self._listener.add_listener(WAKE, self._on_wake)
@@ -170,14 +169,21 @@ class PostgresEventBus(RunEventBus):
             self._has_pending.set()
 
     async def _writer(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            self._has_pending.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
-            try:
-                async with self._pool.acquire() as conn:
+        """Writes and announces the pending events, a batch at a time, on a connection of its own
+        (a pooled one would be reset, one more round trip, after every batch)."""
+        import asyncpg
+
+        conn: Any = None
+        try:
+            while True:
+                await self._has_pending.wait()
+                self._has_pending.clear()
+                batch, self._pending = self._pending, []
+                if not batch:
+                    continue
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self._dsn, server_settings=_BUS_SETTINGS)
                     # Sequence values first (increasing, so in order per run), then the rows and
                     # their notifications (carrying the events) in one statement.
                     seqs = [r[0] for r in await conn.fetch(_NEXT_SEQS, len(batch))]
@@ -191,8 +197,14 @@ class PostgresEventBus(RunEventBus):
                         EVENTS,
                         notify_payloads(seqs, batch),
                     )
-            except Exception:
-                log.exception("could not write %d run events", len(batch))
+                except Exception:
+                    log.exception("could not write %d run events", len(batch))
+                    if conn is not None:
+                        conn.terminate()
+                        conn = None
+        finally:
+            if conn is not None:
+                conn.terminate()
 
     # --- relaying (streams) ---------------------------------------------------------------------
 
