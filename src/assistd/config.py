@@ -57,7 +57,14 @@ class Settings(BaseSettings):
     )
     embedder: Literal["local", "hash", "openai"] = Field(
         default="local",
-        description="local: all-MiniLM-L6-v2 in numpy (offline); openai: any /v1/embeddings; hash: for tests.",
+        description="local: all-MiniLM-L6-v2 on this machine (offline); openai: any /v1/embeddings; hash: for tests.",
+    )
+    local_embedder_runtime: Literal["auto", "numpy", "onnx-fp32", "onnx-int8"] = Field(
+        default="auto",
+        description="How embedder=local runs MiniLM: auto = onnxruntime float32 for documents and int8 for "
+        "queries on CPUs with int8 dot products (AVX-512 VNNI, AVX-VNNI), float32 elsewhere, numpy when "
+        "onnxruntime is missing; or one runtime for both. Vectors of every runtime are interchangeable "
+        "(cosine >= 0.99 with float32).",
     )
     embedder_model: str = Field(default="text-embedding-3-small", description="Model name for embedder=openai.")
     embedder_base_url: str | None = Field(

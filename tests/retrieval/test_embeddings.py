@@ -25,8 +25,9 @@ from assistd.retrieval.embeddings import (
 )
 
 # The similarity matrix sentence-transformers publishes for all-MiniLM-L6-v2 in its README / quickstart
-# ("The weather is lovely today." ...), computed there with PyTorch. Our numpy forward pass is an
-# independent implementation, so agreeing to 4 decimals checks tokenizer, weights, encoder and pooling.
+# ("The weather is lovely today." ...), computed there with PyTorch. Our numpy forward pass and our
+# ONNX graph are independent implementations, so agreeing to 4 decimals checks tokenizer, weights,
+# encoder and pooling. int8 (quantised dense layers) agrees to 2 decimals.
 PUBLISHED_SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
 PUBLISHED_SIMILARITIES = np.array([[1.0000, 0.6660, 0.1046], [0.6660, 1.0000, 0.1411], [0.1046, 0.1411, 1.0000]])
 
@@ -76,27 +77,66 @@ class TestHashEmbedder:
 # --------------------------------------------------------------------------------------------- local
 
 
-@pytest.fixture(scope="module")
-def local() -> LocalEmbedder:
-    embedder = LocalEmbedder()
-    embedder.model()  # load once for the module
+RUNTIMES = ["numpy", "onnx-fp32", "onnx-int8"]
+TOLERANCE = {"numpy": 5e-4, "onnx-fp32": 5e-4, "onnx-int8": 2e-2}
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def local(request: pytest.FixtureRequest) -> LocalEmbedder:
+    embedder = LocalEmbedder(runtime=request.param)
+    assert embedder.model().runtime == request.param  # loaded once for the module, on that runtime
     return embedder
+
+
+@pytest.fixture(scope="module")
+def numpy_vectors() -> np.ndarray:
+    return MiniLM(runtime="numpy").encode(PUBLISHED_SENTENCES + SEARCH_DOCUMENTS)
+
+
+SEARCH_DOCUMENTS = [
+    "To reset your password, open Settings, choose Security and click 'Forgot password'.",
+    "Our office is closed on public holidays.",
+    "The quarterly report shows revenue growth of 12 percent.",
+    "Bananas are a good source of potassium.",
+]
 
 
 class TestLocalEmbedder:
     async def test_reproduces_the_published_similarities(self, local: LocalEmbedder):
         vectors = await local.embed(PUBLISHED_SENTENCES)
         assert_unit_rows(vectors, 384, 3)
-        np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_SIMILARITIES, atol=5e-4)
+        np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_SIMILARITIES, atol=TOLERANCE[local.runtime])
+
+    async def test_vectors_are_interchangeable_across_runtimes(self, local: LocalEmbedder, numpy_vectors: np.ndarray):
+        """A store embedded on one runtime is searched with query vectors of another."""
+        vectors = await local.embed(PUBLISHED_SENTENCES + SEARCH_DOCUMENTS)
+        cosines = (vectors * numpy_vectors).sum(axis=1)
+        assert cosines.min() > (0.99 if local.runtime == "onnx-int8" else 0.99999)
+
+    def test_auto_picks_runtimes_this_machine_runs(self):
+        from assistd.retrieval._minilm import resolve_runtime
+        from assistd.retrieval._minilm_onnx import cpu_has_vnni
+
+        # onnxruntime is a dependency: documents in float32, queries in int8 where the CPU has VNNI
+        assert resolve_runtime("auto") == "onnx-fp32"
+        assert resolve_runtime("auto", "queries") == ("onnx-int8" if cpu_has_vnni() else "onnx-fp32")
+        assert resolve_runtime("numpy", "queries") == "numpy"
+        with pytest.raises(ValueError, match="unknown local embedder runtime"):
+            resolve_runtime("cuda")
+
+    async def test_auto_embeds_queries_apart_from_documents(self, numpy_vectors: np.ndarray):
+        from assistd.retrieval._minilm_onnx import cpu_has_vnni
+
+        auto = LocalEmbedder()
+        documents = await auto.embed(SEARCH_DOCUMENTS)
+        queries = await auto.embed_queries(PUBLISHED_SENTENCES)
+        assert auto.model("documents").runtime == "onnx-fp32"
+        assert auto.model("queries").runtime == ("onnx-int8" if cpu_has_vnni() else "onnx-fp32")
+        np.testing.assert_allclose(documents, numpy_vectors[3:], atol=1e-5)
+        assert (queries * numpy_vectors[:3]).sum(axis=1).min() > 0.99
 
     async def test_semantic_search_sanity(self, local: LocalEmbedder):
-        documents = [
-            "To reset your password, open Settings, choose Security and click 'Forgot password'.",
-            "Our office is closed on public holidays.",
-            "The quarterly report shows revenue growth of 12 percent.",
-            "Bananas are a good source of potassium.",
-        ]
-        vectors = await local.embed(documents)
+        vectors = await local.embed(SEARCH_DOCUMENTS)
         queries = {
             "I can't log in, how do I change my password?": 0,
             "when is the office open": 1,
@@ -122,8 +162,16 @@ class TestLocalEmbedder:
     async def test_empty_input(self, local: LocalEmbedder):
         assert (await local.embed([])).shape == (0, 384)
 
+    async def test_batches_of_long_texts_match_one_at_a_time(self, local: LocalEmbedder):
+        texts = [
+            f"Section {i}. " + "retrieval augmented generation with local embeddings " * (20 + 9 * i) for i in range(6)
+        ]
+        together = local.model().encode(texts, batch_size=32)
+        alone = np.stack([local.model().encode([t])[0] for t in texts])
+        np.testing.assert_allclose(together, alone, atol=1e-5)
+
     async def test_event_loop_keeps_running_while_embedding(self, local: LocalEmbedder):
-        texts = [f"Paragraph {i}: " + "retrieval augmented generation with local embeddings " * 8 for i in range(16)]
+        texts = [f"Paragraph {i}: " + "retrieval augmented generation with local embeddings " * 8 for i in range(64)]
         ticks = 0
         done = asyncio.Event()
 
@@ -264,6 +312,9 @@ def test_make_embedder(tmp_path: Path):
         return Settings(data_dir=tmp_path, **kw)
 
     assert isinstance(make_embedder(settings()), LocalEmbedder)
+    pinned = make_embedder(settings(local_embedder_runtime="numpy", blas_threads=2))
+    assert isinstance(pinned, LocalEmbedder)
+    assert (pinned.runtime, pinned.threads) == ("numpy", 2)
     hashed = make_embedder(settings(embedder="hash", embedder_dim=128))
     assert isinstance(hashed, HashEmbedder)
     assert hashed.dim == 128

