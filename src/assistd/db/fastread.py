@@ -114,25 +114,53 @@ class SQLiteFastReader(_Base):
 
 
 class PostgresFastReader(_Base):
+    """An asyncpg pool. Its connections run single statements outside transactions, so a connection
+    going back to the pool is not reset (asyncpg's default reset, ``RESET ALL`` and more, is one more
+    round trip per statement): the only session state they carry is what :meth:`ensure_settings`
+    set on purpose, for the next user of the connection too."""
+
     process_results = False  # asyncpg returns native types; JSON is decoded by the pool's codec
 
-    def __init__(self, pool: Any, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect) -> None:
         super().__init__(dialect)
-        self._pool = pool
+        self._pool: Any = None
+        self._settings: dict[int, dict[str, str]] = {}  # backend pid -> settings made by ensure_settings
 
     @classmethod
     async def connect(cls, url: str, dialect: Dialect, size: int) -> PostgresFastReader:
         import asyncpg
 
+        reader = cls(dialect)
+
         async def init(conn: Any) -> None:
+            reader._settings.pop(conn.get_server_pid(), None)
             for typ in ("json", "jsonb"):
                 await conn.set_type_codec(
                     typ, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads
                 )
 
+        async def keep(_conn: Any) -> None:
+            """Instead of asyncpg's reset (a connection in a transaction is still rolled back)."""
+
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=init)
-        return cls(pool, dialect)
+        reader._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=init, reset=keep)
+        return reader
+
+    def acquire(self) -> Any:
+        """A pooled connection (``async with``), for statements written for asyncpg directly."""
+        return self._pool.acquire()
+
+    async def ensure_settings(self, conn: Any, settings: dict[str, str]) -> None:
+        """Session settings on ``conn`` (a connection of :meth:`acquire`), with a round trip only when
+        one differs from what this connection already has."""
+        have = self._settings.setdefault(conn.get_server_pid(), {})
+        todo = {k: v for k, v in settings.items() if have.get(k) != v}
+        if todo:
+            await conn.execute(
+                "SELECT " + ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(todo))),
+                *(x for kv in todo.items() for x in kv),
+            )
+            have.update(todo)
 
     async def all(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
         c = self.compiled(stmt)

@@ -26,7 +26,8 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -225,24 +226,23 @@ async def search_stores(
     if not fused:
         return []
     best = len(lists) / (RRF_K + 1)
-    pool = sorted(fused, key=lambda sq: -fused[sq])[: max(max_num_results * 3, max_num_results)]
+    pool = [
+        seq
+        for seq in sorted(fused, key=lambda sq: -fused[sq])[: max(max_num_results * 3, max_num_results)]
+        if seq in rows
+    ]
+    cosines = _best_cosines([rows[seq] for seq in pool], qv, dim) if ranker != "none" else None
     terms = [set(query_terms(q)) for q in queries]
     hits: list[SearchHit] = []
-    for seq in pool:
-        r = rows.get(seq)
-        if r is None:
-            continue
+    for i, seq in enumerate(pool):
+        r = rows[seq]
         rrf = min(fused[seq] / best, 1.0)
-        if ranker == "none":
+        if cosines is None:
             score = rrf
         else:
-            cos = 0.0
-            if r["dim"] == dim and r["embedding"] is not None:
-                v = np.frombuffer(r["embedding"], dtype=np.float32)
-                cos = float(np.max(qv @ v))
-            words = {w.lower() for w in _WORD.findall(r["text"])}
+            words = set(_WORD.findall(r["text"].lower()))
             coverage = max((len(t & words) / len(t) for t in terms if t), default=0.0)
-            score = 0.5 * rrf + 0.5 * (0.7 * max(cos, 0.0) + 0.3 * coverage)
+            score = 0.5 * rrf + 0.5 * (0.7 * max(float(cosines[i]), 0.0) + 0.3 * coverage)
         score = float(min(max(score, 0.0), 1.0))
         if score < threshold:
             continue
@@ -251,6 +251,17 @@ async def search_stores(
         )
     hits.sort(key=lambda h: -h.score)
     return hits[:max_num_results]
+
+
+def _best_cosines(found: list[dict[str, Any]], qv: np.ndarray, dim: int) -> np.ndarray:
+    """Each row's best cosine similarity to any of the queries (0 for rows of another embedder's
+    size), in one matrix product."""
+    out = np.zeros(len(found), dtype=np.float32)
+    same = [i for i, r in enumerate(found) if r["dim"] == dim and r["embedding"] is not None]
+    if same:
+        matrix = np.frombuffer(b"".join(found[i]["embedding"] for i in same), dtype=np.float32).reshape(len(same), dim)
+        out[same] = (matrix @ qv.T).max(axis=1)
+    return out
 
 
 QUERY_CACHE_SIZE = 1024
@@ -263,7 +274,8 @@ async def _embed_queries(emb: Embedder, queries: list[str]) -> np.ndarray:
     keys = [(emb.name, q) for q in queries]
     missing = [q for key, q in zip(keys, queries, strict=True) if key not in _query_cache]
     if missing:
-        fresh = await emb.embed(list(dict.fromkeys(missing)))
+        embed = getattr(emb, "embed_queries", emb.embed)  # the local embedder has a faster path for queries
+        fresh = await embed(list(dict.fromkeys(missing)))
         for q, v in zip(dict.fromkeys(missing), fresh, strict=True):
             _query_cache[(emb.name, q)] = v
             while len(_query_cache) > QUERY_CACHE_SIZE:
@@ -280,6 +292,15 @@ async def _stores(
 ) -> tuple[list[StoreRef], set[tuple[str, str]] | None]:
     """The project's stores among ``vector_store_ids``, and the (store, file) pairs ``filters`` allows."""
     dialect = "sqlite" if state.db.is_sqlite else "postgresql"
+    if dialect == "postgresql" and filters is None:
+        async with _pg_connection(state) as (conn, _):
+            found = await conn.fetch(
+                "SELECT id, index_version, status, last_active_at FROM vector_stores "
+                "WHERE id = ANY($1::text[]) AND project_id = $2",
+                list(vector_store_ids),
+                project_id,
+            )
+        return [StoreRef(*r) for r in found], None
     async with state.db.session() as s:
         vt = VectorStore.__table__.c
         stores = [
@@ -371,34 +392,55 @@ async def _vector_pg(
     rows: dict[int, dict[str, Any]],
 ) -> list[list[int]]:
     """The nearest chunks per query by pgvector HNSW, with their rows (added to ``rows``) in the
-    same statement: one round trip per query, after one that sets the scan's parameters."""
-    extra, params = _allowed_sql(allowed)
+    same statement: one round trip per query (the scan's settings are set on the connection, a
+    round trip only when they change)."""
     d = int(dim)
-    stmt = text(
+    extra = " AND (vector_store_id || ':' || file_id) = ANY($5::text[])" if allowed is not None else ""
+    sql = (
         f"SELECT {_ROW_COLUMNS} FROM (SELECT seq, vector_store_id, file_id, idx, text, dim, embedding, "
-        f"embedding_vec::vector({d}) <=> CAST(:q AS vector({d})) AS distance FROM chunks "
-        f"WHERE dim = {d} AND embedder = :emb AND vector_store_id IN :sids{extra} "
-        f"ORDER BY embedding_vec::vector({d}) <=> CAST(:q AS vector({d})) LIMIT :k) c "
+        f"embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) AS distance FROM chunks "
+        f"WHERE dim = {d} AND embedder = $2 AND vector_store_id = ANY($3::text[]){extra} "
+        f"ORDER BY embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) LIMIT $4) c "
         f"{_ROW_JOINS} ORDER BY c.distance"
-    ).bindparams(bindparam("sids", expanding=True))
-    if allowed is not None:
-        stmt = stmt.bindparams(bindparam("allowed", expanding=True))
+    )
+    sids = [st.id for st in stores]
+    params = [[f"{a}:{b}" for a, b in allowed]] if allowed is not None else []
     out: list[list[int]] = []
-    async with state.db.session(write=True) as s:
-        await s.execute(
-            text(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
-            ),
-            {"ef": str(max(40, min(k * 2, 1000)))},
+    async with _pg_connection(state) as (conn, ensure_settings):
+        await ensure_settings(
+            conn, {"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(max(40, min(k * 2, 1000)))}
         )
         for v in qv:
-            result = await s.execute(
-                stmt, {"emb": embedder, "sids": [st.id for st in stores], "q": vec_literal(v), "k": k, **params}
-            )
-            found = [_row(r) for r in result.mappings()]
+            found = [_row(r) for r in await conn.fetch(sql, vec_literal(v), embedder, sids, k, *params)]
             rows.update((r["seq"], r) for r in found)
             out.append([r["seq"] for r in found])
     return out
+
+
+@asynccontextmanager
+async def _pg_connection(
+    state: AppState,
+) -> AsyncIterator[tuple[Any, Callable[[Any, dict[str, str]], Awaitable[None]]]]:
+    """An asyncpg connection for the search's own statements, and how to set session settings on
+    it: the fast reader's pool (db/fastread.py: no reset between users, settings kept), else the
+    driver connection of a read session."""
+    from assistd.db.fastread import PostgresFastReader
+
+    fast = state.db.fast
+    if isinstance(fast, PostgresFastReader):
+        async with fast.acquire() as conn:
+            yield conn, fast.ensure_settings
+        return
+    async with state.db.session() as s:
+        raw = await (await s.connection()).get_raw_connection()
+        yield raw.driver_connection, _set_always
+
+
+async def _set_always(conn: Any, settings: dict[str, str]) -> None:
+    await conn.execute(
+        "SELECT " + ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(settings))),
+        *(x for kv in settings.items() for x in kv),
+    )
 
 
 async def _keyword(
@@ -455,114 +497,95 @@ async def _keyword_pg(
     only rare word of the question. The most common lexemes are left out above
     ``KEYWORD_POSTINGS_BUDGET_PG`` matches (every match is a heap row read and tested here, where
     FTS5 reads only its index). The statement returns the chunks' rows too (added to ``rows``), and
-    its text depends only on the number of lexemes, so its prepared plan is reused."""
-    extra, params = _allowed_sql(allowed)
-    extra = extra.replace("vector_store_id", "c.vector_store_id").replace("file_id", "c.file_id")
+    its text depends only on the number of lexemes, so its prepared plan is reused. Words and
+    lexemes seen before cost no round trip (see :func:`_pg_terms`)."""
     sids = [st.id for st in stores]
     db = state.settings.resolved_database_url
     out: list[list[int]] = []
-    async with state.db.session() as s:
+    async with _pg_connection(state) as (conn, _):
         for q in queries:
             words = [t for t in query_terms(q) if t.isalnum()]
             if not words:
                 continue
-            lexemes = await _pg_lexemes(s, db, words)
+            lexemes, df, n, avgdl = await _pg_terms(conn, db, words)
             if not lexemes:
                 continue
-            df, n, avgdl = await _pg_df(s, db, lexemes)
             lexemes = _rarest(lexemes, df, KEYWORD_POSTINGS_BUDGET_PG)
             idf = [math.log(1 + (max(n, df[x]) - df[x] + 0.5) / (df[x] + 0.5)) for x in lexemes]
+            # $1 tsquery, $2 stores, $3 k, $4 lexemes, $5 IDFs, $6 mean length, $7 pre-selected,
+            # then each lexeme's tsquery and IDF, then the allowed files.
+            nl = len(lexemes)
+            presence = " + ".join(
+                f"(CASE WHEN c.tsv @@ CAST(${8 + 2 * i}::text AS tsquery) THEN ${9 + 2 * i}::float8 ELSE 0 END)"
+                for i in range(nl)
+            )
+            extra = (
+                f" AND (c.vector_store_id || ':' || c.file_id) = ANY(${8 + 2 * nl}::text[])"
+                if allowed is not None
+                else ""
+            )
             # Two steps: the matches ordered by the sum of their lexemes' IDF (a containment test
             # per lexeme, cheap), then BM25 (which unnests each chunk's tsvector) on the best 4k.
-            presence = " + ".join(
-                f"(CASE WHEN c.tsv @@ CAST(:l{i} AS tsquery) THEN CAST(:w{i} AS float8) ELSE 0 END)"
-                for i in range(len(lexemes))
-            )
-            stmt = text(
+            sql = (
                 f"SELECT {_ROW_COLUMNS} FROM (SELECT t.seq, (SELECT coalesce(sum(w.idf * cardinality(u.positions) "
-                "* 2.2 / (cardinality(u.positions) + 1.2 * (0.25 + 0.75 * length(t.tsv) / :avgdl))), 0) "
-                "FROM unnest(t.tsv) u JOIN unnest(CAST(:lexes AS text[]), CAST(:idfs AS float8[])) AS w(lex, idf) "
+                "* 2.2 / (cardinality(u.positions) + 1.2 * (0.25 + 0.75 * length(t.tsv) / $6::float8))), 0) "
+                "FROM unnest(t.tsv) u JOIN unnest($4::text[], $5::float8[]) AS w(lex, idf) "
                 "ON w.lex = u.lexeme) AS score "
-                "FROM (SELECT c.seq, c.tsv FROM chunks c, CAST(:q AS tsquery) query "
-                f"WHERE c.tsv @@ query AND c.vector_store_id IN :sids{extra} "
-                f"ORDER BY {presence} DESC LIMIT :pre) t ORDER BY score DESC LIMIT :k) top "
+                "FROM (SELECT c.seq, c.tsv FROM chunks c, CAST($1::text AS tsquery) query "
+                f"WHERE c.tsv @@ query AND c.vector_store_id = ANY($2::text[]){extra} "
+                f"ORDER BY {presence} DESC LIMIT $7) t ORDER BY score DESC LIMIT $3) top "
                 f"JOIN chunks c ON c.seq = top.seq {_ROW_JOINS} ORDER BY top.score DESC, c.seq"
-            ).bindparams(bindparam("sids", expanding=True))
-            if allowed is not None:
-                stmt = stmt.bindparams(bindparam("allowed", expanding=True))
-            result = await s.execute(
-                stmt,
-                {
-                    "q": " | ".join(f"'{x}'" for x in lexemes),
-                    "sids": sids,
-                    "k": k,
-                    "lexes": lexemes,
-                    "idfs": idf,
-                    "avgdl": max(avgdl, 1.0),
-                    "pre": 4 * k,
-                    **{f"l{i}": f"'{x}'" for i, x in enumerate(lexemes)},
-                    **{f"w{i}": w for i, w in enumerate(idf)},
-                    **params,
-                },
             )
-            found = [_row(r) for r in result.mappings()]
+            args: list[Any] = [" | ".join(f"'{x}'" for x in lexemes), sids, k, lexemes, idf, max(avgdl, 1.0), 4 * k]
+            for x, w in zip(lexemes, idf, strict=True):
+                args += [f"'{x}'", w]
+            if allowed is not None:
+                args.append([f"{a}:{b}" for a, b in allowed])
+            found = [_row(r) for r in await conn.fetch(sql, *args)]
             rows.update((r["seq"], r) for r in found)
             out.append([r["seq"] for r in found])
     return out
 
 
-_pg_lexeme_cache: dict[tuple[str, str], list[str]] = {}
-
-
-async def _pg_lexemes(s: Any, db: str, words: list[str]) -> list[str]:
-    """The distinct ``english`` lexemes of ``words`` (stop words have none), remembered per word."""
-    todo = [w for w in words if (db, w) not in _pg_lexeme_cache]
-    if todo:
-        found: dict[str, list[str]] = {w: [] for w in todo}
-        for w, lex in await s.execute(
-            text(
-                "SELECT w, lex FROM unnest(CAST(:w AS text[])) w, "
-                "unnest(tsvector_to_array(to_tsvector('english', w))) lex"
-            ),
-            {"w": todo},
-        ):
-            if _LEXEME.fullmatch(lex):
-                found[w].append(lex)
-        if len(_pg_lexeme_cache) > 100_000:
-            _pg_lexeme_cache.clear()
-        for w, lexes in found.items():
-            _pg_lexeme_cache[(db, w)] = lexes
-    return list(dict.fromkeys(lex for w in words for lex in _pg_lexeme_cache[(db, w)]))
-
-
 _LEXEME = re.compile(r"\w+")
+_pg_lexeme_cache: dict[tuple[str, str], list[str]] = {}
 _pg_df_cache: dict[tuple[str, str], tuple[float, int]] = {}
 _pg_n: dict[str, tuple[float, int, float]] = {}  # database -> (checked at, chunks, mean lexemes per chunk)
+_PG_TERMS = (
+    "SELECT t.w, t.lex, (SELECT count(*) FROM (SELECT 1 FROM chunks "
+    "WHERE tsv @@ CAST(quote_literal(t.lex) AS tsquery) LIMIT $3) x) "
+    "FROM (SELECT w, lex FROM unnest($1::text[]) w, unnest(tsvector_to_array(to_tsvector('english', w))) lex "
+    "UNION ALL SELECT NULL, l FROM unnest($2::text[]) l) t"
+)
 
 
-async def _pg_df(s: Any, db: str, lexemes: list[str]) -> tuple[dict[str, int], int, float]:
-    """Each lexeme's number of chunks (counted up to KEYWORD_POSTINGS_BUDGET_PG + 1), and the number of
-    chunks and their mean length in lexemes, in database ``db``; remembered DF_TTL_SECONDS per process."""
+async def _pg_terms(conn: Any, db: str, words: list[str]) -> tuple[list[str], dict[str, int], int, float]:
+    """The distinct ``english`` lexemes of ``words`` (stop words have none), each one's number of
+    chunks (counted up to KEYWORD_POSTINGS_BUDGET_PG + 1), and the number of chunks and their mean
+    length in lexemes, in database ``db``. Lexemes are remembered per word, counts for
+    DF_TTL_SECONDS, per process: new words and expired counts take one round trip together."""
     now = time.monotonic()
-    todo = [x for x in lexemes if now - _pg_df_cache.get((db, x), (-1e9, 0))[0] > DF_TTL_SECONDS]
-    todo_n = now - _pg_n.get(db, (-1e9, 0, 0.0))[0] > DF_TTL_SECONDS
-    if todo or todo_n:
-        cap = KEYWORD_POSTINGS_BUDGET_PG + 1
-        sql = "SELECT " + ", ".join(
-            [
-                f"(SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ CAST(:t{i} AS tsquery) LIMIT {cap}) x)"
-                for i in range(len(todo))
-            ]
-            + (["(SELECT count(*) FROM chunks)", "(SELECT avg(length(tsv)) FROM chunks)"] if todo_n else [])
-        )
-        row = (await s.execute(text(sql), {f"t{i}": f"'{x}'" for i, x in enumerate(todo)})).one()
-        if len(_pg_df_cache) > 100_000:
+    new_words = [w for w in words if (db, w) not in _pg_lexeme_cache]
+    known = {lex for w in words if (db, w) in _pg_lexeme_cache for lex in _pg_lexeme_cache[(db, w)]}
+    stale = [x for x in known if now - _pg_df_cache.get((db, x), (-1e9, 0))[0] > DF_TTL_SECONDS]
+    if new_words or stale:
+        found: dict[str, list[str]] = {w: [] for w in new_words}
+        if len(_pg_lexeme_cache) > 100_000 or len(_pg_df_cache) > 100_000:
+            _pg_lexeme_cache.clear()
             _pg_df_cache.clear()
-        for i, x in enumerate(todo):
-            _pg_df_cache[(db, x)] = (now, int(row[i]))
-        if todo_n:
-            _pg_n[db] = (now, int(row[-2]), float(row[-1] or 1.0))
-    return {x: _pg_df_cache[(db, x)][1] for x in lexemes}, _pg_n[db][1], _pg_n[db][2]
+        for w, lex, count in await conn.fetch(_PG_TERMS, new_words, stale, KEYWORD_POSTINGS_BUDGET_PG + 1):
+            if not _LEXEME.fullmatch(lex):
+                continue
+            if w is not None:
+                found[w].append(lex)
+            _pg_df_cache[(db, lex)] = (now, int(count))
+        for w, lexes in found.items():
+            _pg_lexeme_cache[(db, w)] = lexes
+    if now - _pg_n.get(db, (-1e9, 0, 0.0))[0] > DF_TTL_SECONDS:
+        row = await conn.fetchrow("SELECT count(*), avg(length(tsv)) FROM chunks")
+        _pg_n[db] = (now, int(row[0]), float(row[1] or 1.0))
+    lexemes = list(dict.fromkeys(lex for w in words for lex in _pg_lexeme_cache.get((db, w), [])))
+    return lexemes, {x: _pg_df_cache[(db, x)][1] for x in lexemes}, _pg_n[db][1], _pg_n[db][2]
 
 
 def _rarest(terms: list[T], df: dict[T, int], budget: int) -> list[T]:
