@@ -349,6 +349,22 @@ class TestSearch:
             r = await client.post(f"/vector_stores/{vs}/search", json={"query": q})
             assert r.status_code == 200, (q, r.text)
 
+    async def test_keyword_side_checks_the_project_itself(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """The keyword statements start before the stores are read, so they must check the project."""
+        from assistd.retrieval import search
+        from tests.conftest import new_project_key
+
+        vs, ids = await store_with_docs(client)
+        _, stranger = await new_project_key(state)
+        rows: dict[int, dict[str, Any]] = {}
+        assert await search._keyword(state, stranger, [vs], ["tides moon"], 30, None, rows) in ([], [[]])
+        assert rows == {}
+        assert await search.search_stores(state, stranger, [vs], ["tides moon"]) == []
+        (ranked,) = await search._keyword(state, project[1], [vs], ["tides moon"], 30, None, rows)
+        assert rows[ranked[0]]["file_id"] == ids["tides.txt"]
+
     async def test_bad_search_input(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
         vs = (await client.post("/vector_stores", json={})).json()["id"]
         assert_error(await client.post(f"/vector_stores/{vs}/search", json={}), 400, param="query")

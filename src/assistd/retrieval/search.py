@@ -20,7 +20,7 @@ removes weak matches rather than a fixed share of the results.
 from __future__ import annotations
 
 import asyncio
-import math
+import functools
 import re
 import sqlite3
 import threading
@@ -193,18 +193,24 @@ async def search_stores(
     threshold = float((ranking_options or {}).get("score_threshold") or 0.0)
     emb = get_embedder(state)
     embedding = asyncio.ensure_future(_embed_queries(emb, queries))
+    k = max(max_num_results * 3, 30)
+    rows: dict[int, dict[str, Any]] = {}
+    # The keyword side (and its chunks' rows) runs while the stores are read and the query is
+    # embedded and then searched by vector: the two sides meet only here. With ``filters`` it needs
+    # the files they allow, so it starts once they are known.
     keyword: asyncio.Future[list[list[int]]] | None = None
+    if filters is None:
+        keyword = asyncio.ensure_future(_keyword(state, project_id, vector_store_ids, queries, k, None, rows))
     try:
         stores, allowed = await _stores(state, project_id, vector_store_ids, filters)
         if check is not None:
             check(stores)
         if not stores or allowed == set():
             return []
-        k = max(max_num_results * 3, 30)
-        rows: dict[int, dict[str, Any]] = {}
-        # The keyword side (and its chunks' rows) runs while the query is embedded and then
-        # searched by vector: the two sides meet only here.
-        keyword = asyncio.ensure_future(_keyword(state, stores, queries, k, allowed, rows))
+        if keyword is None:
+            keyword = asyncio.ensure_future(
+                _keyword(state, project_id, [st.id for st in stores], queries, k, allowed, rows)
+            )
         qv = await embedding
         dim = int(qv.shape[1])
         b = await backend(state)
@@ -257,7 +263,10 @@ def _best_cosines(found: list[dict[str, Any]], qv: np.ndarray, dim: int) -> np.n
     """Each row's best cosine similarity to any of the queries (0 for rows of another embedder's
     size), in one matrix product."""
     out = np.zeros(len(found), dtype=np.float32)
-    same = [i for i, r in enumerate(found) if r["dim"] == dim and r["embedding"] is not None]
+    for i, r in enumerate(found):
+        if r.get("cos") is not None:  # from the HNSW search of the only query
+            out[i] = r["cos"]
+    same = [i for i, r in enumerate(found) if r.get("cos") is None and r["dim"] == dim and r["embedding"] is not None]
     if same:
         matrix = np.frombuffer(b"".join(found[i]["embedding"] for i in same), dtype=np.float32).reshape(len(same), dim)
         out[same] = (matrix @ qv.T).max(axis=1)
@@ -396,8 +405,12 @@ async def _vector_pg(
     round trip only when they change)."""
     d = int(dim)
     extra = " AND (vector_store_id || ':' || file_id) = ANY($5::text[])" if allowed is not None else ""
+    # With one query the rows carry their cosine instead of their embedding (1.5 kB each, read
+    # from TOAST): all fusion needs. With several, fusion needs each row's best over all of them.
+    vector = "c.embedding" if len(qv) > 1 else "NULL::bytea AS embedding, 1 - c.distance AS cos"
     sql = (
-        f"SELECT {_ROW_COLUMNS} FROM (SELECT seq, vector_store_id, file_id, idx, text, dim, embedding, "
+        f"SELECT {_ROW_COLUMNS.replace('c.embedding', vector)} FROM (SELECT seq, vector_store_id, file_id, idx, "
+        f"text, dim, {'embedding, ' if len(qv) > 1 else ''}"
         f"embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) AS distance FROM chunks "
         f"WHERE dim = {d} AND embedder = $2 AND vector_store_id = ANY($3::text[]){extra} "
         f"ORDER BY embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) LIMIT $4) c "
@@ -445,18 +458,21 @@ async def _set_always(conn: Any, settings: dict[str, str]) -> None:
 
 async def _keyword(
     state: AppState,
-    stores: list[StoreRef],
+    project_id: str,
+    store_ids: list[str],
     queries: list[str],
     k: int,
     allowed: set[tuple[str, str]] | None,
     rows: dict[int, dict[str, Any]],
 ) -> list[list[int]]:
-    """The best keyword matches per query; their rows are added to ``rows``."""
+    """The best keyword matches per query in the stores of ``project_id`` among ``store_ids`` (the
+    statements check the project themselves, so this can start before the stores are read); their
+    rows are added to ``rows``."""
     if not state.db.is_sqlite:
-        return await _keyword_pg(state, stores, queries, k, allowed, rows)
+        return await _keyword_pg(state, project_id, store_ids, queries, k, allowed, rows)
     path = _sqlite_path(state)
     if path is not None:
-        return await asyncio.to_thread(_keyword_sqlite_sync, path, stores, queries, k, allowed, rows)
+        return await asyncio.to_thread(_keyword_sqlite_sync, path, project_id, store_ids, queries, k, allowed, rows)
     # an in-memory database: through the session, every word
     extra, params = _allowed_sql(allowed)
     extra = extra.replace("vector_store_id", "c.vector_store_id").replace("file_id", "c.file_id")
@@ -468,15 +484,18 @@ async def _keyword(
                 continue
             stmt = text(
                 "SELECT c.seq FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid "
-                f"WHERE chunks_fts MATCH :q AND c.vector_store_id IN :sids{extra} "
+                f"WHERE chunks_fts MATCH :q AND c.vector_store_id IN :sids AND {_IN_PROJECT_SQLITE}{extra} "
                 "ORDER BY bm25(chunks_fts) LIMIT :k"
             ).bindparams(bindparam("sids", expanding=True))
             if allowed is not None:
                 stmt = stmt.bindparams(bindparam("allowed", expanding=True))
-            found = await s.execute(stmt, {"q": expr, "sids": [st.id for st in stores], "k": k, **params})
+            found = await s.execute(stmt, {"q": expr, "sids": store_ids, "pid": project_id, "k": k, **params})
             out.append([r[0] for r in found])
     rows.update(await _fetch(state, sorted({seq for ranked in out for seq in ranked} - rows.keys())))
     return out
+
+
+_IN_PROJECT_SQLITE = "c.vector_store_id IN (SELECT id FROM vector_stores WHERE project_id = :pid)"
 
 
 # --- PostgreSQL keyword search: IDF-weighted ----------------------------------------------------------
@@ -484,7 +503,8 @@ async def _keyword(
 
 async def _keyword_pg(
     state: AppState,
-    stores: list[StoreRef],
+    project_id: str,
+    store_ids: list[str],
     queries: list[str],
     k: int,
     allowed: set[tuple[str, str]] | None,
@@ -496,96 +516,155 @@ async def _keyword_pg(
     it has no notion of a word's rarity, so a chunk with "function" three times beats one with the
     only rare word of the question. The most common lexemes are left out above
     ``KEYWORD_POSTINGS_BUDGET_PG`` matches (every match is a heap row read and tested here, where
-    FTS5 reads only its index). The statement returns the chunks' rows too (added to ``rows``), and
-    its text depends only on the number of lexemes, so its prepared plan is reused. Words and
-    lexemes seen before cost no round trip (see :func:`_pg_terms`)."""
-    sids = [st.id for st in stores]
+    FTS5 reads only its index).
+
+    One statement per query (see _PG_KEYWORD): the words' lexemes, the document frequencies this
+    process has not counted lately, the rarest lexemes, both ranking steps and the chunks' rows
+    (added to ``rows``), for the project's stores among ``store_ids``. It also returns what it
+    learned (lexemes of new words, fresh counts), remembered here for DF_TTL_SECONDS."""
     db = state.settings.resolved_database_url
     out: list[list[int]] = []
     async with _pg_connection(state) as (conn, _):
+        n, avgdl = await _pg_corpus(state, conn, db)
         for q in queries:
             words = [t for t in query_terms(q) if t.isalnum()]
-            if not words:
-                continue
-            lexemes, df, n, avgdl = await _pg_terms(conn, db, words)
-            if not lexemes:
-                continue
-            lexemes = _rarest(lexemes, df, KEYWORD_POSTINGS_BUDGET_PG)
-            idf = [math.log(1 + (max(n, df[x]) - df[x] + 0.5) / (df[x] + 0.5)) for x in lexemes]
-            # $1 tsquery, $2 stores, $3 k, $4 lexemes, $5 IDFs, $6 mean length, $7 pre-selected,
-            # then each lexeme's tsquery and IDF, then the allowed files.
-            nl = len(lexemes)
-            presence = " + ".join(
-                f"(CASE WHEN c.tsv @@ CAST(${8 + 2 * i}::text AS tsquery) THEN ${9 + 2 * i}::float8 ELSE 0 END)"
-                for i in range(nl)
-            )
-            extra = (
-                f" AND (c.vector_store_id || ':' || c.file_id) = ANY(${8 + 2 * nl}::text[])"
-                if allowed is not None
-                else ""
-            )
-            # Two steps: the matches ordered by the sum of their lexemes' IDF (a containment test
-            # per lexeme, cheap), then BM25 (which unnests each chunk's tsvector) on the best 4k.
-            sql = (
-                f"SELECT {_ROW_COLUMNS} FROM (SELECT t.seq, (SELECT coalesce(sum(w.idf * cardinality(u.positions) "
-                "* 2.2 / (cardinality(u.positions) + 1.2 * (0.25 + 0.75 * length(t.tsv) / $6::float8))), 0) "
-                "FROM unnest(t.tsv) u JOIN unnest($4::text[], $5::float8[]) AS w(lex, idf) "
-                "ON w.lex = u.lexeme) AS score "
-                "FROM (SELECT c.seq, c.tsv FROM chunks c, CAST($1::text AS tsquery) query "
-                f"WHERE c.tsv @@ query AND c.vector_store_id = ANY($2::text[]){extra} "
-                f"ORDER BY {presence} DESC LIMIT $7) t ORDER BY score DESC LIMIT $3) top "
-                f"JOIN chunks c ON c.seq = top.seq {_ROW_JOINS} ORDER BY top.score DESC, c.seq"
-            )
-            args: list[Any] = [" | ".join(f"'{x}'" for x in lexemes), sids, k, lexemes, idf, max(avgdl, 1.0), 4 * k]
-            for x, w in zip(lexemes, idf, strict=True):
-                args += [f"'{x}'", w]
+            now = time.monotonic()
+            known: dict[str, int] = {}
+            new_words: list[str] = []
+            for w in words:
+                lexes = _pg_lexeme_cache.get((db, w))
+                if lexes is None:
+                    new_words.append(w)
+                    continue
+                for x in lexes:
+                    hit = _pg_df_cache.get((db, x))
+                    if hit is not None and now - hit[0] <= DF_TTL_SECONDS:
+                        known[x] = hit[1]
+            if not new_words and not any(_pg_lexeme_cache[(db, w)] for w in words):
+                continue  # stop words only
+            slots = 1 << max(len(words) - 1, 0).bit_length()  # lexemes scored in step 1 (one per word)
+            args: list[Any] = [
+                words,
+                list(known),
+                list(known.values()),
+                KEYWORD_POSTINGS_BUDGET_PG + 1,
+                float(n),
+                KEYWORD_POSTINGS_BUDGET_PG,
+                list(store_ids),
+                project_id,
+                4 * k,
+                max(avgdl, 1.0),
+                k,
+                KEYWORD_SCAN_LIMIT_PG,
+            ]
             if allowed is not None:
                 args.append([f"{a}:{b}" for a, b in allowed])
-            found = [_row(r) for r in await conn.fetch(sql, *args)]
-            rows.update((r["seq"], r) for r in found)
-            out.append([r["seq"] for r in found])
+            found = await conn.fetch(_pg_keyword_sql(slots, allowed is not None), *args)
+            if found:
+                _pg_learn(db, new_words, found[0]["pairs"], found[0]["counts"], now)
+            hits = [_row(r) for r in found]
+            rows.update((r["seq"], r) for r in hits)
+            out.append([r["seq"] for r in hits])
     return out
 
 
-_LEXEME = re.compile(r"\w+")
+@functools.cache
+def _pg_keyword_sql(slots: int, filtered: bool) -> str:
+    """The keyword statement (see _keyword_pg). Parameters: $1 the query's words, $2/$3 lexemes and
+    counts known here, $4 count cap, $5 N, $6 postings budget, $7 store ids, $8 project, $9 rows
+    pre-selected by the sum of their lexemes' IDF, $10 mean length, $11 k, $12 matches read at
+    most, $13 allowed files."""
+    presence = " + ".join(
+        f"(CASE WHEN m.tsv @@ (SELECT tqs[{i}] FROM query) THEN (SELECT idfs[{i}] FROM query) ELSE 0 END)"
+        for i in range(1, slots + 1)
+    )
+    extra = " AND (c.vector_store_id || ':' || c.file_id) = ANY($13::text[])" if filtered else ""
+    return f"""
+WITH pairs AS (
+    SELECT w, l FROM unnest($1::text[]) w, unnest(tsvector_to_array(to_tsvector('english', w))) l WHERE l ~ '^\\w+$'
+),
+d AS (
+    SELECT x.l, k.df IS NULL AS fresh, coalesce(k.df, (SELECT count(*) FROM (SELECT 1 FROM chunks
+        WHERE tsv @@ CAST(quote_literal(x.l) AS tsquery) LIMIT $4) m)) AS df
+    FROM (SELECT DISTINCT l FROM pairs) x LEFT JOIN unnest($2::text[], $3::int[]) AS k(l, df) ON k.l = x.l
+),
+kept AS (
+    SELECT l, CAST(quote_literal(l) AS tsquery) AS tq, ln(1 + (greatest($5, df) - df + 0.5) / (df + 0.5)) AS idf
+    FROM (SELECT l, df, sum(df) OVER (ORDER BY df, l) AS running, row_number() OVER (ORDER BY df, l) AS rn FROM d) r
+    WHERE running <= $6 OR rn = 1
+),
+query AS (
+    SELECT CAST(string_agg(quote_literal(l), ' | ') AS tsquery) AS q, array_agg(l ORDER BY l) AS lexes,
+        array_agg(idf ORDER BY l) AS idfs, array_agg(tq ORDER BY l) AS tqs FROM kept
+),
+top AS (
+    SELECT t.seq, (SELECT coalesce(sum(w.idf * cardinality(u.positions) * 2.2
+            / (cardinality(u.positions) + 1.2 * (0.25 + 0.75 * length(t.tsv) / $10::float8))), 0)
+        FROM unnest(t.tsv) u JOIN unnest((SELECT lexes FROM query), (SELECT idfs FROM query)) AS w(lex, idf)
+        ON w.lex = u.lexeme) AS score
+    FROM (SELECT m.seq, m.tsv FROM (SELECT c.seq, c.tsv FROM chunks c
+        WHERE c.tsv @@ (SELECT q FROM query)
+        AND c.vector_store_id IN (SELECT id FROM vector_stores WHERE id = ANY($7::text[]) AND project_id = $8){extra}
+        LIMIT $12) m
+        ORDER BY {presence} DESC LIMIT $9) t
+    ORDER BY score DESC LIMIT $11
+)
+SELECT {_ROW_COLUMNS},
+    (SELECT json_agg(json_build_array(w, l)) FROM pairs) AS pairs,
+    (SELECT json_agg(json_build_array(l, df)) FROM d WHERE fresh) AS counts
+FROM top JOIN chunks c ON c.seq = top.seq {_ROW_JOINS} ORDER BY top.score DESC, c.seq
+"""
+
+
+def _pg_learn(db: str, new_words: list[str], pairs: Any, counts: Any, now: float) -> None:
+    """Remember the lexemes of ``new_words`` and the counts a keyword statement made."""
+    if isinstance(pairs, str):
+        pairs = orjson.loads(pairs)
+    if isinstance(counts, str):
+        counts = orjson.loads(counts)
+    if len(_pg_lexeme_cache) > 100_000 or len(_pg_df_cache) > 100_000:
+        _pg_lexeme_cache.clear()
+        _pg_df_cache.clear()
+    lexemes: dict[str, list[str]] = {w: [] for w in new_words}
+    for w, lex in pairs or ():
+        if w in lexemes and lex not in lexemes[w]:
+            lexemes[w].append(lex)
+    for w, lexes in lexemes.items():
+        _pg_lexeme_cache[(db, w)] = lexes
+    for lex, df in counts or ():
+        _pg_df_cache[(db, lex)] = (now, int(df))
+
+
 _pg_lexeme_cache: dict[tuple[str, str], list[str]] = {}
 _pg_df_cache: dict[tuple[str, str], tuple[float, int]] = {}
-_pg_n: dict[str, tuple[float, int, float]] = {}  # database -> (checked at, chunks, mean lexemes per chunk)
-_PG_TERMS = (
-    "SELECT t.w, t.lex, (SELECT count(*) FROM (SELECT 1 FROM chunks "
-    "WHERE tsv @@ CAST(quote_literal(t.lex) AS tsquery) LIMIT $3) x) "
-    "FROM (SELECT w, lex FROM unnest($1::text[]) w, unnest(tsvector_to_array(to_tsvector('english', w))) lex "
-    "UNION ALL SELECT NULL, l FROM unnest($2::text[]) l) t"
-)
+_pg_n: dict[str, tuple[float, int, float]] = {}  # database -> (counted at, chunks, mean lexemes per chunk)
+_pg_n_refresh: dict[str, asyncio.Task[None]] = {}
 
 
-async def _pg_terms(conn: Any, db: str, words: list[str]) -> tuple[list[str], dict[str, int], int, float]:
-    """The distinct ``english`` lexemes of ``words`` (stop words have none), each one's number of
-    chunks (counted up to KEYWORD_POSTINGS_BUDGET_PG + 1), and the number of chunks and their mean
-    length in lexemes, in database ``db``. Lexemes are remembered per word, counts for
-    DF_TTL_SECONDS, per process: new words and expired counts take one round trip together."""
-    now = time.monotonic()
-    new_words = [w for w in words if (db, w) not in _pg_lexeme_cache]
-    known = {lex for w in words if (db, w) in _pg_lexeme_cache for lex in _pg_lexeme_cache[(db, w)]}
-    stale = [x for x in known if now - _pg_df_cache.get((db, x), (-1e9, 0))[0] > DF_TTL_SECONDS]
-    if new_words or stale:
-        found: dict[str, list[str]] = {w: [] for w in new_words}
-        if len(_pg_lexeme_cache) > 100_000 or len(_pg_df_cache) > 100_000:
-            _pg_lexeme_cache.clear()
-            _pg_df_cache.clear()
-        for w, lex, count in await conn.fetch(_PG_TERMS, new_words, stale, KEYWORD_POSTINGS_BUDGET_PG + 1):
-            if not _LEXEME.fullmatch(lex):
-                continue
-            if w is not None:
-                found[w].append(lex)
-            _pg_df_cache[(db, lex)] = (now, int(count))
-        for w, lexes in found.items():
-            _pg_lexeme_cache[(db, w)] = lexes
-    if now - _pg_n.get(db, (-1e9, 0, 0.0))[0] > DF_TTL_SECONDS:
-        row = await conn.fetchrow("SELECT count(*), avg(length(tsv)) FROM chunks")
-        _pg_n[db] = (now, int(row[0]), float(row[1] or 1.0))
-    lexemes = list(dict.fromkeys(lex for w in words for lex in _pg_lexeme_cache.get((db, w), [])))
-    return lexemes, {x: _pg_df_cache[(db, x)][1] for x in lexemes}, _pg_n[db][1], _pg_n[db][2]
+_PG_CORPUS = "SELECT count(*), avg(length(tsv)) FROM chunks"
+
+
+async def _pg_corpus(state: AppState, conn: Any, db: str) -> tuple[int, float]:
+    """The number of chunks and their mean length in lexemes: counted on first use, then recounted
+    in the background (a full scan) when older than DF_TTL_SECONDS, the old figures serving meanwhile."""
+    hit = _pg_n.get(db)
+    if hit is None:
+        row = await conn.fetchrow(_PG_CORPUS)
+        _pg_n[db] = (time.monotonic(), int(row[0]), float(row[1] or 1.0))
+    elif time.monotonic() - hit[0] > DF_TTL_SECONDS and db not in _pg_n_refresh:
+        task = asyncio.create_task(_pg_recount(state, db))
+        _pg_n_refresh[db] = task
+        task.add_done_callback(lambda _t: _pg_n_refresh.pop(db, None))
+    return _pg_n[db][1], _pg_n[db][2]
+
+
+async def _pg_recount(state: AppState, db: str) -> None:
+    try:
+        async with _pg_connection(state) as (conn, _):
+            row = await conn.fetchrow(_PG_CORPUS)
+        _pg_n[db] = (time.monotonic(), int(row[0]), float(row[1] or 1.0))
+    except Exception:  # the old figures stay; the next search tries again
+        _pg_n[db] = (time.monotonic() - DF_TTL_SECONDS / 2, _pg_n[db][1], _pg_n[db][2])
 
 
 def _rarest(terms: list[T], df: dict[T, int], budget: int) -> list[T]:
@@ -613,8 +692,11 @@ word kept): they are the words whose bm25 weight (IDF) is lowest anyway. Stores 
 rarer than that (document frequencies count every store of the database) are searched with
 every word."""
 KEYWORD_POSTINGS_BUDGET_PG = 1_500
-"""The same on PostgreSQL, lower: there each match is a heap row read and tested (about 4 µs),
+"""The same on PostgreSQL, lower: there each match is a heap row read and tested (about 2 µs),
 where FTS5 reads only its doclists."""
+KEYWORD_SCAN_LIMIT_PG = 3_000
+"""Matches read at most, for when even the rarest word of a question is common (document frequencies
+are counted only up to the budget): the pre-selection by IDF then sees the first 3,000 of them."""
 DF_TTL_SECONDS = 300.0
 
 _local = threading.local()
@@ -670,16 +752,19 @@ def _keep_rare(conn: sqlite3.Connection, path: str, words: list[str]) -> list[st
 
 def _keyword_sqlite_sync(
     path: str,
-    stores: list[StoreRef],
+    project_id: str,
+    store_ids: list[str],
     queries: list[str],
     k: int,
     allowed: set[tuple[str, str]] | None,
     rows: dict[int, dict[str, Any]],
 ) -> list[list[int]]:
     conn = _reader(path)
-    sids = [st.id for st in stores]
-    where = f"c.vector_store_id IN ({','.join('?' * len(sids))})"
-    args: list[Any] = list(sids)
+    where = (
+        f"c.vector_store_id IN ({','.join('?' * len(store_ids))}) "
+        "AND c.vector_store_id IN (SELECT id FROM vector_stores WHERE project_id = ?)"
+    )
+    args: list[Any] = [*store_ids, project_id]
     if allowed is not None:
         where += f" AND (c.vector_store_id || ':' || c.file_id) IN ({','.join('?' * len(allowed))})"
         args += [f"{a}:{b}" for a, b in allowed]
