@@ -93,7 +93,7 @@ async def _run_worker(settings: Settings) -> None:
     from assistd.gctune import tune_after_startup
     from assistd.state import AppState
 
-    state = await AppState.start(settings, background=True, executor=True)
+    state = await AppState.start(settings, background=True, executor=True, relay=False)
     assert state.executor is not None
     tune_after_startup()
     log = logging.getLogger("assistd")

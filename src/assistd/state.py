@@ -43,7 +43,11 @@ class AppState:
     spawned: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
-    async def start(cls, settings: Settings, *, background: bool = True, executor: bool | None = None) -> AppState:
+    async def start(
+        cls, settings: Settings, *, background: bool = True, executor: bool | None = None, relay: bool = True
+    ) -> AppState:
+        """``relay``: this process serves run streams (HTTP); ``assistd worker`` (no HTTP) passes False,
+        so that it does not receive every run event of the database (see PostgresEventBus)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
         if settings.fast_reads:
@@ -55,7 +59,7 @@ class AppState:
             db=db,
             blobs=LocalBlobStore(settings.files_dir),
             auth=Authenticator(db, settings.auth_cache_seconds),
-            bus=RunEventBus() if db.is_sqlite else PostgresEventBus(db.url),
+            bus=RunEventBus() if db.is_sqlite else PostgresEventBus(db.url, relay=relay),
             llm=LLMClient(
                 UpstreamConfig.from_env_values(
                     settings.upstream_base_url, settings.upstream_api_key, settings.upstream_routes

@@ -190,6 +190,7 @@ class Executor:
 
     def _start_runner(self, run: Run, *, local_stream: bool = False) -> None:
         run_id = run.id
+        self.state.bus.renew_sequence()  # its events come after those published where it ran before
         runner = RunRunner(self, run_id, run, local_stream=local_stream)
         task = asyncio.create_task(runner.execute(), name=f"run-{run_id}")
         self._running[run_id] = (task, runner)

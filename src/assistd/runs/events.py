@@ -70,6 +70,9 @@ class RunEventBus:
     def has_subscribers(self, run_id: str) -> bool:
         return bool(self._subs.get(run_id))
 
+    def renew_sequence(self) -> None:
+        """This process starts executing a run (see pgbus)."""
+
     async def attach(self, sub: Subscription, run_id: str) -> None:
         """Called once a subscription exists, before the run can move (see pgbus)."""
 
