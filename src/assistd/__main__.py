@@ -83,8 +83,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _migrate(settings)
     if args.concurrency is not None:
         settings = settings.model_copy(update={"executor_concurrency": args.concurrency})
-    asyncio.run(_run_worker(settings))
+    _run_loop(_run_worker(settings))
     return 0
+
+
+def _run_loop(coro: Any) -> None:
+    """``asyncio.run`` on uvloop when it is installed (it comes with uvicorn[standard], and ``serve``
+    runs on it through uvicorn): with many streams, a worker spends much of its CPU in the event
+    loop itself, which uvloop runs in C."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 async def _run_worker(settings: Settings) -> None:
