@@ -365,6 +365,22 @@ class TestSearch:
         (ranked,) = await search._keyword(state, project[1], [vs], ["tides moon"], 30, None, rows)
         assert rows[ranked[0]]["file_id"] == ids["tides.txt"]
 
+    async def test_search_without_the_fast_reader(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """ASSISTD_FAST_READS=false: PostgreSQL's search statements run on a session's connection."""
+        from assistd.retrieval import search
+
+        vs, ids = await store_with_docs(client)
+        fast = await search.search_stores(state, project[1], [vs], ["tides moon"], max_num_results=3)
+        reader, state.db.fast = state.db.fast, None
+        try:
+            slow = await search.search_stores(state, project[1], [vs], ["tides moon"], max_num_results=3)
+        finally:
+            state.db.fast = reader
+        assert slow[0].file_id == ids["tides.txt"]
+        assert [(h.file_id, round(h.score, 6)) for h in slow] == [(h.file_id, round(h.score, 6)) for h in fast]
+
     async def test_bad_search_input(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
         vs = (await client.post("/vector_stores", json={})).json()["id"]
         assert_error(await client.post(f"/vector_stores/{vs}/search", json={}), 400, param="query")

@@ -156,10 +156,7 @@ class PostgresFastReader(_Base):
         have = self._settings.setdefault(conn.get_server_pid(), {})
         todo = {k: v for k, v in settings.items() if have.get(k) != v}
         if todo:
-            await conn.execute(
-                "SELECT " + ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(todo))),
-                *(x for kv in todo.items() for x in kv),
-            )
+            await set_session_settings(conn, todo)
             have.update(todo)
 
     async def all(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
@@ -174,3 +171,11 @@ class PostgresFastReader(_Base):
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+async def set_session_settings(conn: Any, settings: dict[str, str]) -> None:
+    """``SET`` each of ``settings`` for the rest of ``conn``'s session (asyncpg), in one round trip."""
+    await conn.execute(
+        "SELECT " + ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(settings))),
+        *(x for kv in settings.items() for x in kv),
+    )

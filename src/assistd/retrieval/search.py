@@ -437,7 +437,7 @@ async def _pg_connection(
     """An asyncpg connection for the search's own statements, and how to set session settings on
     it: the fast reader's pool (db/fastread.py: no reset between users, settings kept), else the
     driver connection of a read session."""
-    from assistd.db.fastread import PostgresFastReader
+    from assistd.db.fastread import PostgresFastReader, set_session_settings
 
     fast = state.db.fast
     if isinstance(fast, PostgresFastReader):
@@ -446,14 +446,7 @@ async def _pg_connection(
         return
     async with state.db.session() as s:
         raw = await (await s.connection()).get_raw_connection()
-        yield raw.driver_connection, _set_always
-
-
-async def _set_always(conn: Any, settings: dict[str, str]) -> None:
-    await conn.execute(
-        "SELECT " + ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(settings))),
-        *(x for kv in settings.items() for x in kv),
-    )
+        yield raw.driver_connection, set_session_settings
 
 
 async def _keyword(
