@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     blas_threads: int = Field(
         default=1,
         ge=0,
-        description="numpy BLAS threads (local embedder, vector search); 0 = one per core. "
+        description="numpy BLAS and onnxruntime threads (local embedder, vector search); 0 = one per core. "
         "More than one is slower as soon as the cores are busy.",
     )
     ingest_concurrency: int = Field(default=2, ge=1, description="Files ingested at once per process.")
