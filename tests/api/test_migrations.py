@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -64,4 +65,38 @@ async def test_round_trip(tmp_path) -> None:
         finally:
             await eng.dispose()
     finally:
+        await _drop_pg_database(server, name)
+
+
+async def test_float32_hnsw_indexes_become_halfvec(tmp_path) -> None:
+    """0006 rebuilds the float32 HNSW indexes earlier versions made as halfvec ones, and back."""
+    backend = os.environ.get("ASSISTD_TEST_DATABASE", "sqlite")
+    if backend == "sqlite":
+        pytest.skip("pgvector indexes are PostgreSQL's")
+    import asyncpg
+
+    server = PG_DEFAULT if backend == "postgres" else backend
+    url, name = await _create_pg_database(server)
+    conn = None
+    try:
+        upgrade(url, "0005")
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+        if await conn.fetchval("SELECT to_regtype('halfvec')") is None:
+            pytest.skip("needs pgvector 0.7 or later")
+
+        async def indexes() -> set[str]:
+            rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'chunks'")
+            return {r[0] for r in rows if "vec_" in r[0]}
+
+        await conn.execute(
+            "CREATE INDEX ix_chunks_vec_8 ON chunks USING hnsw ((embedding_vec::vector(8)) vector_cosine_ops) "
+            "WHERE dim = 8"
+        )
+        upgrade(url)
+        assert await indexes() == {"ix_chunks_hvec_8"}
+        downgrade(url, "0005")
+        assert await indexes() == {"ix_chunks_vec_8"}
+    finally:
+        if conn is not None:
+            await conn.close()
         await _drop_pg_database(server, name)

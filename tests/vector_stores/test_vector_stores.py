@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -380,6 +381,56 @@ class TestSearch:
             state.db.fast = reader
         assert slow[0].file_id == ids["tides.txt"]
         assert [(h.file_id, round(h.score, 6)) for h in slow] == [(h.file_id, round(h.score, 6)) for h in fast]
+
+    async def test_pgvector_searches_through_the_halfvec_index(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """With pgvector, the store's dimension gets a float16 HNSW index, the search statement
+        uses it, and the cosines it returns are still those of the float32 vectors."""
+        from sqlalchemy import text
+
+        from assistd.retrieval import search
+        from assistd.retrieval.index import backend, get_embedder
+
+        b = await backend(state)
+        if b.kind != "pgvector":
+            pytest.skip("needs PostgreSQL with pgvector")
+        vs, ids = await store_with_docs(client)
+        hits = await search.search_stores(state, project[1], [vs], ["moon gravity"], max_num_results=3)
+        assert hits[0].file_id == ids["tides.txt"]
+        async with state.db.session() as s:
+            dim = (await s.execute(text("SELECT dim FROM chunks WHERE vector_store_id = :v"), {"v": vs})).scalar()
+            names = set(
+                (await s.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'chunks'"))).scalars()
+            )
+            assert f"ix_chunks_hvec_{dim}" in names and f"ix_chunks_vec_{dim}" not in names
+            await s.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(
+                (
+                    await s.execute(
+                        text(
+                            f"EXPLAIN SELECT seq FROM chunks WHERE dim = {dim} ORDER BY "
+                            f"embedding_vec::{b.vec_type(dim)} <=> CAST(:q AS {b.vec_type(dim)}) LIMIT 5"
+                        ),
+                        {"q": "[" + ",".join(["0.5"] * int(dim)) + "]"},
+                    )
+                ).scalars()
+            )
+        assert f"ix_chunks_hvec_{dim}" in plan
+        emb = get_embedder(state)
+        qv = await search._embed_queries(emb, ["moon gravity"])
+        stores, _ = await search._stores(state, project[1], [vs], None)
+        rows: dict[int, dict[str, Any]] = {}
+        (ranked,) = await search._vector_pg(state, stores, qv, emb.name, int(dim), 10, None, rows)
+        async with state.db.session() as s:
+            stored = dict(
+                (await s.execute(text("SELECT seq, embedding FROM chunks WHERE vector_store_id = :v"), {"v": vs})).all()
+            )
+        exact = {seq: float(np.frombuffer(blob, dtype=np.float32) @ qv[0]) for seq, blob in stored.items()}
+        assert sorted(ranked) == sorted(exact)  # a handful of chunks: the index returns them all
+        for seq in ranked:
+            assert abs(rows[seq]["cos"] - exact[seq]) < 1e-5
+        assert ranked[0] == max(exact, key=exact.__getitem__)
 
     async def test_bad_search_input(self, client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:
         vs = (await client.post("/vector_stores", json={})).json()["id"]

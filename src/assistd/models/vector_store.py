@@ -128,7 +128,7 @@ ischema_names.setdefault("vector", PgVector)
 # Objects that exist on one dialect only (see the module docstring).
 UNMANAGED_TABLE_PREFIX = "chunks_fts"
 UNMANAGED_COLUMNS = frozenset({("chunks", "tsv"), ("chunks", "embedding_vec")})
-UNMANAGED_INDEX_PREFIXES = ("ix_chunks_tsv", "ix_chunks_vec_")
+UNMANAGED_INDEX_PREFIXES = ("ix_chunks_tsv", "ix_chunks_vec_", "ix_chunks_hvec_")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

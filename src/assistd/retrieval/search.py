@@ -2,7 +2,7 @@
 
 For each query string there are two ranked candidate lists: the nearest chunks by cosine
 similarity (numpy or pgvector HNSW, see index.py) and the best keyword matches (SQLite FTS5 bm25,
-or PostgreSQL ``ts_rank_cd`` on the ``tsv`` column). Keyword queries are built from the query's
+or BM25 from PostgreSQL's ``tsv`` column, see ``_keyword_pg``). Keyword queries are built from the query's
 words only (each one quoted, OR-ed), so no FTS syntax from the user ever reaches the engine.
 Attribute ``filters`` are SQL conditions in both candidate queries (and in the numpy path, a mask
 from the same SQL).
@@ -404,6 +404,10 @@ async def _vector_pg(
     same statement: one round trip per query (the scan's settings are set on the connection, a
     round trip only when they change)."""
     d = int(dim)
+    # The scan orders by the HNSW index's own expression (float16 on pgvector >= 0.7); the distance
+    # returned is the float32 one, as the keyword side's and numpy's (pgvector reads each returned
+    # row's vector for it either way).
+    vtype = (await backend(state)).vec_type(d)
     extra = " AND (vector_store_id || ':' || file_id) = ANY($5::text[])" if allowed is not None else ""
     # With one query the rows carry their cosine instead of their embedding (1.5 kB each, read
     # from TOAST): all fusion needs. With several, fusion needs each row's best over all of them.
@@ -413,7 +417,7 @@ async def _vector_pg(
         f"text, dim, {'embedding, ' if len(qv) > 1 else ''}"
         f"embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) AS distance FROM chunks "
         f"WHERE dim = {d} AND embedder = $2 AND vector_store_id = ANY($3::text[]){extra} "
-        f"ORDER BY embedding_vec::vector({d}) <=> CAST($1::text AS vector({d})) LIMIT $4) c "
+        f"ORDER BY embedding_vec::{vtype} <=> CAST($1::text AS {vtype}) LIMIT $4) c "
         f"{_ROW_JOINS} ORDER BY c.distance"
     )
     sids = [st.id for st in stores]
