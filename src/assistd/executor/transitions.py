@@ -78,15 +78,30 @@ async def transition_row(
     **values: Any,
 ) -> Any | None:
     """``transition()`` that answers the updated run row (``to_object`` takes it), or None."""
+    rows = await transition_rows(session, [run_id], to, only_from=only_from, returning=returning, **values)
+    return rows[0] if rows else None
+
+
+async def transition_rows(
+    session: AsyncSession,
+    run_ids: list[str],
+    to: str,
+    *,
+    only_from: Iterable[str] | None = None,
+    returning: bool = True,
+    **values: Any,
+) -> list[Any]:
+    """``transition_row()`` for several runs in one statement: the rows that moved, in no order."""
     allowed = predecessors(to)
     if only_from is not None:
         allowed = allowed & frozenset(only_from)
-    if not allowed:
-        return None
+    if not allowed or not run_ids:
+        return []
+    cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
     result = await session.execute(
         update(_RUNS)
-        .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(sorted(allowed)))
+        .where(cond, _RUNS.c.status.in_(sorted(allowed)))
         .values(status=to, **values)
         .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
     )
-    return result.first()
+    return list(result.all())

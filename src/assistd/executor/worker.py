@@ -2,7 +2,9 @@
 
 - **Claim**: one conditional UPDATE (``queued`` -> ``in_progress``) inside ``BEGIN IMMEDIATE`` on
   SQLite, or after ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; the claimant writes its
-  lease (owner, expiry) and bumps ``attempt``.
+  lease (owner, expiry) and bumps ``attempt``. One transaction claims the oldest queued runs up
+  to ``CLAIM_BATCH`` (and the free slots): when runs arrive faster than one claim round trip,
+  the backlog is taken in one go instead of one transaction per run.
 - **Heartbeat**: every ``lease/3`` seconds each running run's lease is extended; the same UPDATE
   returns its status, so a ``cancelling`` set by another process stops the local task.
 - **Reaper**: a run ``in_progress`` whose lease expired is requeued when its worker had written
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
-from assistd.executor.transitions import transition, transition_row
+from assistd.executor.transitions import transition, transition_rows
 from assistd.ids import random_token
 from assistd.models import Message, Run, RunStep
 from assistd.runs.protocol import step_to_object
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from assistd.state import AppState
 
 log = logging.getLogger("assistd.executor")
+
+CLAIM_BATCH = 8  # runs claimed per transaction at most (other workers take the rest meanwhile)
 
 # Is anything queued? (a plain read, before taking SQLite's write lock to claim)
 _ANY_QUEUED = select(Run.__table__.c.seq).where(Run.__table__.c.status == "queued").limit(1)
@@ -116,34 +120,37 @@ class Executor:
             try:
                 self._saturated = False
                 while True:
-                    if len(self._running) + self._reserved >= self.concurrency:
+                    free = self.concurrency - len(self._running) - self._reserved
+                    if free <= 0:
                         self._saturated = True  # a run ending frees a slot: look again then
                         break
-                    run = await self._claim()
-                    if run is None:
+                    runs = await self._claim(min(free, CLAIM_BATCH))
+                    for run in runs:
+                        self._start_runner(run)
+                    if not runs:
                         break
-                    self._start_runner(run)
             except Exception:
                 log.exception("claim failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
 
-    async def _claim(self) -> Run | None:
-        """Claim the oldest queued run; the claimed row (status ``in_progress``) or None."""
+    async def _claim(self, limit: int = 1) -> list[Run]:
+        """Claim the oldest queued runs, at most ``limit``: the claimed rows (status ``in_progress``),
+        oldest first."""
         db, t = self.state.db, now()
         if db.fast is not None and db.is_sqlite and await db.fast.first(_ANY_QUEUED, {}) is None:
-            return None  # nothing queued: no write transaction (SQLite has one writer at a time)
+            return []  # nothing queued: no write transaction (SQLite has one writer at a time)
         async with db.session(write=True, inline=True) as s:
-            stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(1)
+            stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(limit)
             if not db.is_sqlite:
                 stmt = stmt.with_for_update(skip_locked=True)
-            run_id = await s.scalar(stmt)
-            if run_id is None:
-                return None
-            row = await transition_row(
+            run_ids = list((await s.scalars(stmt)).all())
+            if not run_ids:
+                return []
+            rows = await transition_rows(
                 s,
-                run_id,
+                run_ids,
                 "in_progress",
                 only_from={"queued"},
                 lease_owner=self.owner,
@@ -151,7 +158,7 @@ class Executor:
                 attempt=Run.attempt + 1,
                 started_at=func.coalesce(Run.started_at, t),
             )
-        return None if row is None else Run(**row._mapping)
+        return sorted((Run(**row._mapping) for row in rows), key=lambda r: r.seq)
 
     # --- adopting a run as it is created -------------------------------------------------------
 
