@@ -366,6 +366,24 @@ class TestSearch:
         (ranked,) = await search._keyword(state, project[1], [vs], ["tides moon"], 30, None, rows)
         assert rows[ranked[0]]["file_id"] == ids["tides.txt"]
 
+    async def test_keyword_side_counts_how_often_a_word_occurs(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """BM25's term frequency: of two chunks of the same length with the query's word, the one
+        that repeats it ranks first, although it was indexed second."""
+        from assistd.retrieval import search
+
+        once = await upload(client, "once.txt", "Harbour notes: the tides were measured near the old pier today.")
+        thrice = await upload(client, "thrice.txt", "Harbour notes: tides, tides and more tides near the old pier.")
+        vs = (await client.post("/vector_stores", json={"file_ids": [once]})).json()["id"]
+        await poll_store(client, vs)
+        r = await client.post(f"/vector_stores/{vs}/files", json={"file_id": thrice})
+        assert r.status_code == 200, r.text
+        await poll_file(client, vs, thrice)
+        rows: dict[int, dict[str, Any]] = {}
+        (ranked,) = await search._keyword(state, project[1], [vs], ["tides"], 30, None, rows)
+        assert [rows[seq]["file_id"] for seq in ranked] == [thrice, once]
+
     async def test_search_without_the_fast_reader(
         self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
     ) -> None:
