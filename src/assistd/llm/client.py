@@ -59,6 +59,7 @@ from assistd.llm.normalize import StreamNormalizer, completion_as_chunk
 from assistd.llm.protocol import ChatRequest, StreamEvent, Usage
 from assistd.llm.retry import backoff_delay, retry_after_seconds
 from assistd.llm.sse import SSEDecoder, SSEEvent, split_payloads
+from assistd.llm.transport import LeanTransport
 
 __all__ = ["LLMClient", "ResolvedModel"]
 
@@ -114,6 +115,7 @@ class LLMClient:
         self.config = config
         self._transport = transport
         self._clients: dict[tuple[str, str | None], list[_Shard]] = {}
+        self._lean: LeanTransport | None = None  # plain-HTTP upstreams (see llm/transport.py)
         self._draining: set[asyncio.Task[None]] = set()  # finished responses read to their end
         self._dialects: dict[tuple[str, str], Dialect] = {}
 
@@ -153,26 +155,33 @@ class LLMClient:
     def _client(self, upstream: Upstream) -> _Shard:
         """The least busy of the upstream's clients (the caller releases it).
 
-        httpcore's pool scans every connection of a pool, checking each idle one with a syscall,
-        whenever a request starts or ends: with 50 streams in flight that cost more CPU than the
-        streams themselves. So each upstream gets several small pools instead of one big one."""
+        Plain-HTTP upstreams go through the lean transport (llm/transport.py), one pool for all.
+        For https ones, httpx's own: httpcore's pool scans every connection of a pool, checking
+        each idle one with a syscall, whenever a request starts or ends (with 50 streams in flight
+        that cost more CPU than the streams themselves), so they get several small pools instead of
+        one big one."""
         key = (upstream.base_url, upstream.api_key)
         shards = self._clients.get(key)
         if shards is None:
             headers = {"Authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
             tls = httpx.create_ssl_context()  # loading the CA bundle takes ~30 ms: once per upstream
+            transport = self._transport
+            if transport is None and upstream.base_url.startswith("http://"):
+                if self._lean is None:
+                    self._lean = LeanTransport()
+                transport = self._lean
             shards = self._clients[key] = [
                 _Shard(
                     httpx.AsyncClient(
                         base_url=upstream.base_url + "/",
                         headers=headers,
-                        transport=self._transport,
+                        transport=transport,
                         limits=httpx.Limits(max_connections=None, max_keepalive_connections=16),
                         follow_redirects=False,
                         verify=tls,
                     )
                 )
-                for _ in range(POOL_SHARDS)
+                for _ in range(1 if transport is self._lean and transport is not None else POOL_SHARDS)
             ]
         shard = min(shards, key=lambda sh: sh.busy)
         shard.busy += 1
@@ -184,6 +193,8 @@ class LLMClient:
         shards, self._clients = [sh for pool in self._clients.values() for sh in pool], {}
         for shard in shards:
             await shard.client.aclose()
+        if self._lean is not None:
+            await self._lean.aclose()
 
     async def __aenter__(self) -> Self:
         return self
