@@ -18,6 +18,7 @@ Only vectors of the same embedder (name and dimension) are ever compared.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections import OrderedDict
@@ -164,7 +165,14 @@ async def ensure_hnsw(state: AppState, b: Backend, dim: int) -> None:
 
 
 def vec_literal(v: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
+    """pgvector's text form of ``v`` (7 significant digits), formatted by one ``%`` in C."""
+    values = v.tolist()
+    return _vec_format(len(values)) % tuple(values)
+
+
+@functools.cache
+def _vec_format(dim: int) -> str:
+    return "[" + ",".join(["%.7g"] * dim) + "]"
 
 
 async def insert_chunks(session: Any, b: Backend, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
