@@ -7,7 +7,6 @@ silent. The response is independent of the run: a client that disconnects stops 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final
@@ -32,7 +31,7 @@ async def relay_events(
     nothing waits for a batch to fill)."""
     while True:
         try:
-            first = await asyncio.wait_for(sub.queue.get(), timeout=watch_seconds)
+            first = await sub.queue.get(watch_seconds)
         except TimeoutError:
             # Watchdog: after a silence, ask the database whether the run already rests.
             # An event lost between processes must not leave the client waiting forever.
