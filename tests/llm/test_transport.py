@@ -17,7 +17,7 @@ import pytest
 
 from assistd.llm import LLMClient, Upstream, UpstreamConfig
 from assistd.llm.protocol import ChatRequest, Finish, TextDelta
-from assistd.llm.transport import LeanTransport
+from assistd.llm.transport import READ_TIMEOUT_EXTENSION, LeanTransport
 
 Respond = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[bool]]  # -> keep the connection open
 
@@ -258,3 +258,35 @@ async def test_the_model_client_streams_many_runs_over_one_connection() -> None:
             await asyncio.sleep(0.01)  # the drain of the previous response hands the connection back
     assert srv.connections == 1
     assert all(head.startswith(b"POST /v1/chat/completions HTTP/1.1") for head, _ in srv.requests)
+
+
+async def test_the_read_timeout_extension_counts_silence_between_chunks() -> None:
+    async def respond(head: bytes, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(10):  # 500 ms of chunks, 50 ms apart
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(5)  # then silence
+        return False
+
+    got = b""
+    t = 0.0
+
+    async def read_all(response: httpx.Response) -> None:
+        nonlocal got, t
+        async for part in response.aiter_raw():
+            got += part
+            t = asyncio.get_running_loop().time()
+
+    async with (
+        raw_server(respond) as srv,
+        httpx.AsyncClient(transport=LeanTransport(), base_url=srv.url) as client,
+        client.stream("POST", "/x", content=b"{}") as response,
+    ):
+        response.extensions[READ_TIMEOUT_EXTENSION](0.2)
+        with pytest.raises(httpx.ReadTimeout, match=r"no data for 0\.2 s"):
+            await read_all(response)
+        silence = asyncio.get_running_loop().time() - t
+    assert got == b"x" * 10  # the steady chunks never timed out
+    assert 0.19 <= silence < 1.0

@@ -59,7 +59,7 @@ from assistd.llm.normalize import StreamNormalizer, completion_as_chunk
 from assistd.llm.protocol import ChatRequest, StreamEvent, Usage
 from assistd.llm.retry import backoff_delay, retry_after_seconds
 from assistd.llm.sse import SSEDecoder, SSEEvent, split_payloads
-from assistd.llm.transport import LeanTransport
+from assistd.llm.transport import READ_TIMEOUT_EXTENSION, LeanTransport
 
 __all__ = ["LLMClient", "ResolvedModel"]
 
@@ -352,19 +352,30 @@ class LLMClient:
             decoder = SSEDecoder()
             lines = LineReader(response.aiter_bytes())
             got_data = False
+            # The lean transport (plain HTTP) times the silence between chunks itself, with one
+            # timer per stream instead of one per chunk; with httpx's transport, a timer per read.
+            set_read_timeout = response.extensions.get(READ_TIMEOUT_EXTENSION)
+            transport_times = False
             while not normalizer.done:
                 try:
                     line = lines.next_nowait()  # lines already received: no read, no timer
                     if line is None:
-                        if got_data:
-                            async with asyncio.timeout(upstream.read_timeout_seconds):
+                        if transport_times:
+                            line = await lines.next()
+                        elif got_data:
+                            if set_read_timeout is not None:
+                                set_read_timeout(upstream.read_timeout_seconds)
+                                transport_times = True
                                 line = await lines.next()
+                            else:
+                                async with asyncio.timeout(upstream.read_timeout_seconds):
+                                    line = await lines.next()
                         else:
                             async with asyncio.timeout_at(deadline):
                                 line = await lines.next()
                 except StopAsyncIteration:
                     break
-                except TimeoutError:
+                except (TimeoutError, httpx.ReadTimeout):
                     if got_data:
                         raise UpstreamStreamError(
                             f"{where}: stream stalled for {upstream.read_timeout_seconds:g} s",

@@ -25,7 +25,11 @@ from typing import Any, Final
 import httptools
 import httpx
 
-__all__ = ["LeanTransport"]
+__all__ = ["READ_TIMEOUT_EXTENSION", "LeanTransport"]
+
+# A response extension: a callable that sets the longest silence between body chunks from now on
+# (``_Connection.set_read_timeout``), for callers whose first chunk may take longer than later ones.
+READ_TIMEOUT_EXTENSION: Final = "assistd.set_read_timeout"
 
 HIGH_WATER: Final = 256 * 1024  # body bytes buffered before reading from the socket pauses
 MAX_IDLE_PER_HOST: Final = 64
@@ -51,12 +55,16 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self.idle_since = 0.0
+        self.stall: float | None = None  # longest silence between body bytes (set_read_timeout)
+        self._last_data = 0.0
+        self._stall_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self._last_data = self._loop.time()
         if self._parser is None:  # bytes while idle in the pool: not HTTP we can trust
             self._fail(httpx.RemoteProtocolError("the upstream sent data without a request"))
             return
@@ -114,10 +122,20 @@ class _Connection(asyncio.Protocol):
         self.status, self.headers, self.keep_alive, self._until_close = 0, [], False, False
         self.headers_done = self.complete = False
         self._body, self._buffered = [], 0
+        self.stall = None
 
     def finish(self) -> None:
         """The response was read to its end and the connection may carry another."""
         self._parser = None
+        self._disarm()
+
+    def set_read_timeout(self, seconds: float | None) -> None:
+        """From now on, fail a read with httpx.ReadTimeout after ``seconds`` without body bytes,
+        counted from the last bytes received: what a timeout around every read would do, for
+        the cost of one timer per ``seconds`` instead of one per chunk."""
+        self.stall = seconds
+        self._last_data = self._loop.time()
+        self._disarm()
 
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self._error is None and not self._body
@@ -126,6 +144,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
+        self._disarm()
 
     async def wait_headers(self) -> None:
         while not self.headers_done:
@@ -151,6 +170,8 @@ class _Connection(asyncio.Protocol):
             raise self._error
         if self.closed:
             raise httpx.RemoteProtocolError("peer closed connection without sending a response")
+        if self.stall is not None and self._stall_timer is None:
+            self._stall_timer = self._loop.call_at(self._last_data + self.stall, self._on_stall)
         waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
@@ -158,6 +179,24 @@ class _Connection(asyncio.Protocol):
             self._waiter = None
         if self._error is not None:
             raise self._error
+
+    def _on_stall(self) -> None:
+        """The silence timer: armed once per wait that has none, moved only when it fires early
+        (no timer per chunk; a stall is noticed within the timer's own lateness)."""
+        self._stall_timer = None
+        if self._waiter is None or self._waiter.done() or self.stall is None:
+            return  # nobody waits: the next wait arms it again
+        due = self._last_data + self.stall
+        if self._loop.time() >= due:
+            self._fail(httpx.ReadTimeout(f"no data for {self.stall:g} s"))
+            self._wake()
+        else:
+            self._stall_timer = self._loop.call_at(due, self._on_stall)
+
+    def _disarm(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -250,7 +289,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             conn.status,
             headers=conn.headers,
             stream=_Body(self, key, conn, read_timeout),
-            extensions={"http_version": b"HTTP/1.1"},
+            extensions={"http_version": b"HTTP/1.1", READ_TIMEOUT_EXTENSION: conn.set_read_timeout},
         )
 
     async def aclose(self) -> None:
