@@ -597,36 +597,29 @@ class RunRunner:
         # LEASE_LOST: another actor owns the run now; touch nothing.
 
 
+_MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
+_STEP_FIELDS = ("status", "step_details", "last_error", "completed_at", "cancelled_at", "failed_at", "usage")
+# Built once: SQLAlchemy takes longer to build an UPDATE than SQLite takes to run it.
+_CLOSE_MESSAGE = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("b_id"))
+    .values(**{f: bindparam(f"v_{f}", type_=_MESSAGES.c[f].type) for f in _MESSAGE_FIELDS})
+)
+_WRITE_STEP = (
+    update(_STEPS)
+    .where(_STEPS.c.id == bindparam("b_id"))
+    .values(**{f: bindparam(f"v_{f}", type_=_STEPS.c[f].type) for f in _STEP_FIELDS})
+)
+
+
 async def _write_closed(s: Any, msg: Message, step: RunStep) -> None:
     # UPDATEs, not session.merge(): a merge first SELECTs the row it already has.
-    await s.execute(
-        update(_MESSAGES)
-        .where(_MESSAGES.c.id == msg.id)
-        .values(
-            content=msg.content,
-            status=msg.status,
-            completed_at=msg.completed_at,
-            incomplete_at=msg.incomplete_at,
-            incomplete_details=msg.incomplete_details,
-        )
-    )
+    await s.execute(_CLOSE_MESSAGE, {"b_id": msg.id, **{f"v_{f}": getattr(msg, f) for f in _MESSAGE_FIELDS}})
     await _write_step(s, step)
 
 
 async def _write_step(s: Any, step: RunStep) -> None:
-    await s.execute(
-        update(_STEPS)
-        .where(_STEPS.c.id == step.id)
-        .values(
-            status=step.status,
-            step_details=step.step_details,
-            last_error=step.last_error,
-            completed_at=step.completed_at,
-            cancelled_at=step.cancelled_at,
-            failed_at=step.failed_at,
-            usage=step.usage,
-        )
-    )
+    await s.execute(_WRITE_STEP, {"b_id": step.id, **{f"v_{f}": getattr(step, f) for f in _STEP_FIELDS}})
 
 
 async def finalize_cancel(executor: Executor, run_id: str) -> None:

@@ -7,11 +7,13 @@ and a worker) can never both win or skip a state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, Final, Literal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
 
 from assistd.models import Run
 from assistd.pagination import row_columns
@@ -97,11 +99,34 @@ async def transition_rows(
         allowed = allowed & frozenset(only_from)
     if not allowed or not run_ids:
         return []
-    cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
-    result = await session.execute(
+    if any(isinstance(v, ClauseElement) for v in values.values()):  # SQL expressions (claims): built here
+        cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
+        result = await session.execute(
+            update(_RUNS)
+            .where(cond, _RUNS.c.status.in_(sorted(allowed)))
+            .values(status=to, **values)
+            .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
+        )
+        return list(result.all())
+    keys = tuple(sorted(values))
+    stmt = _transition_statement(to, tuple(sorted(allowed)), len(run_ids) > 1, keys, returning)
+    params = {f"v_{k}": values[k] for k in keys}
+    if len(run_ids) > 1:
+        params["b_ids"] = list(run_ids)
+    else:
+        params["b_id"] = run_ids[0]
+    result = await session.execute(stmt, params)
+    return list(result.all())
+
+
+@functools.lru_cache(maxsize=512)
+def _transition_statement(to: str, allowed: tuple[str, ...], many: bool, keys: tuple[str, ...], returning: bool) -> Any:
+    """The UPDATE of a transition, built once per shape (SQLAlchemy takes longer to build a
+    statement than to run this one on SQLite): values come as bound parameters."""
+    cond = _RUNS.c.id.in_(bindparam("b_ids", expanding=True)) if many else _RUNS.c.id == bindparam("b_id")
+    return (
         update(_RUNS)
-        .where(cond, _RUNS.c.status.in_(sorted(allowed)))
-        .values(status=to, **values)
+        .where(cond, _RUNS.c.status.in_(allowed))
+        .values(status=to, **{k: bindparam(f"v_{k}", type_=_RUNS.c[k].type) for k in keys})
         .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
     )
-    return list(result.all())
