@@ -101,12 +101,7 @@ async def transition_rows(
         return []
     if any(isinstance(v, ClauseElement) for v in values.values()):  # SQL expressions (claims): built here
         cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
-        result = await session.execute(
-            update(_RUNS)
-            .where(cond, _RUNS.c.status.in_(sorted(allowed)))
-            .values(status=to, **values)
-            .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
-        )
+        result = await session.execute(_update(cond, tuple(sorted(allowed)), to, values, returning))
         return list(result.all())
     keys = tuple(sorted(values))
     stmt = _transition_statement(to, tuple(sorted(allowed)), len(run_ids) > 1, keys, returning)
@@ -124,9 +119,13 @@ def _transition_statement(to: str, allowed: tuple[str, ...], many: bool, keys: t
     """The UPDATE of a transition, built once per shape (SQLAlchemy takes longer to build a
     statement than to run this one on SQLite): values come as bound parameters."""
     cond = _RUNS.c.id.in_(bindparam("b_ids", expanding=True)) if many else _RUNS.c.id == bindparam("b_id")
+    return _update(cond, allowed, to, {k: bindparam(f"v_{k}", type_=_RUNS.c[k].type) for k in keys}, returning)
+
+
+def _update(cond: Any, allowed: tuple[str, ...], to: str, values: dict[str, Any], returning: bool) -> Any:
     return (
         update(_RUNS)
         .where(cond, _RUNS.c.status.in_(allowed))
-        .values(status=to, **{k: bindparam(f"v_{k}", type_=_RUNS.c[k].type) for k in keys})
+        .values(status=to, **values)
         .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
     )
