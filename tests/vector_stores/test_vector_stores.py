@@ -384,6 +384,28 @@ class TestSearch:
         (ranked,) = await search._keyword(state, project[1], [vs], ["tides"], 30, None, rows)
         assert [rows[seq]["file_id"] for seq in ranked] == [thrice, once]
 
+    async def test_keyword_side_remembers_its_counts_when_nothing_matches(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """PostgreSQL counts a new word's documents in the keyword statement and remembers the count;
+        a question none of whose words occur must not make the next search count them again."""
+        from assistd.retrieval import search
+
+        if state.db.is_sqlite:
+            pytest.skip("the document-frequency cache is PostgreSQL's")
+        vs, ids = await store_with_docs(client)
+        db = state.settings.resolved_database_url
+        words = ["zanzibarquux", "glorptastic"]
+        rows: dict[int, dict[str, Any]] = {}
+        assert await search._keyword(state, project[1], [vs], [" ".join(words)], 30, None, rows) == [[]]
+        assert rows == {}
+        for w in words:
+            (lexeme,) = search._pg_lexeme_cache[(db, w)]
+            assert search._pg_df_cache[(db, lexeme)][1] == 0
+        # and a question that does match still finds its chunk, with the remembered words in it
+        (ranked,) = await search._keyword(state, project[1], [vs], [f"tides {words[0]}"], 30, None, rows)
+        assert rows[ranked[0]]["file_id"] == ids["tides.txt"]
+
     async def test_search_without_the_fast_reader(
         self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
     ) -> None:

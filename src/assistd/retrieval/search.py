@@ -538,7 +538,8 @@ async def _keyword_pg(
     One statement per query (see _PG_KEYWORD): the words' lexemes, the document frequencies this
     process has not counted lately, the rarest lexemes, both ranking steps and the chunks' rows
     (added to ``rows``), for the project's stores among ``store_ids``. It also returns what it
-    learned (lexemes of new words, fresh counts), remembered here for DF_TTL_SECONDS."""
+    learned (lexemes of new words, fresh counts), remembered here for DF_TTL_SECONDS
+    (also when nothing matched: the statement then returns one row of NULLs carrying it)."""
     db = state.settings.resolved_database_url
     out: list[list[int]] = []
     async with _pg_connection(state) as (conn, _):
@@ -577,9 +578,9 @@ async def _keyword_pg(
             if allowed is not None:
                 args.append([f"{a}:{b}" for a, b in allowed])
             found = await conn.fetch(_pg_keyword_sql(slots, allowed is not None), *args)
-            if found:
-                _pg_learn(db, new_words, found[0]["pairs"], found[0]["counts"], now)
-            hits = [_row(r) for r in found]
+            # At least one row, with what the statement learned: a row of NULLs when nothing matched.
+            _pg_learn(db, new_words, found[0]["pairs"], found[0]["counts"], now)
+            hits = [_row(r) for r in found if r["seq"] is not None]
             rows.update((r["seq"], r) for r in hits)
             out.append([r["seq"] for r in hits])
     return out
@@ -627,10 +628,13 @@ top AS (
         ORDER BY {presence} DESC LIMIT $9) t
     ORDER BY score DESC LIMIT $11
 )
-SELECT {_ROW_COLUMNS},
+SELECT hit.*,
     (SELECT json_agg(json_build_array(w, l)) FROM pairs) AS pairs,
     (SELECT json_agg(json_build_array(l, df)) FROM d WHERE fresh) AS counts
-FROM top JOIN chunks c ON c.seq = top.seq {_ROW_JOINS} ORDER BY top.score DESC, c.seq
+FROM (SELECT 1) AS always LEFT JOIN (
+    SELECT {_ROW_COLUMNS}, top.score FROM top JOIN chunks c ON c.seq = top.seq {_ROW_JOINS}
+) hit ON true
+ORDER BY hit.score DESC, hit.seq
 """
 
 
