@@ -359,6 +359,23 @@ class TestRules:
         )
         await wait_status(client, t, first["id"], "completed")
 
+    async def test_concurrent_creates_start_one_run(self, client: httpx.AsyncClient, llm: FakeLLM) -> None:
+        """Twenty create-run requests at once on one thread: exactly one run starts, every other
+        request gets the one-active-run 400 naming it (on PostgreSQL the thread's row lock orders them)."""
+        llm.set_turns([{"text": "slow", "ttft_ms": 400}])
+        a, t = await setup(client)
+        replies = await asyncio.gather(
+            *(client.post(f"/threads/{t}/runs", json={"assistant_id": a}) for _ in range(20))
+        )
+        started = [r.json()["id"] for r in replies if r.status_code == 200]
+        assert len(started) == 1, [r.text for r in replies]
+        for r in replies:
+            if r.status_code != 200:
+                assert_error(r, 400, message=f"Thread {t} already has an active run {started[0]}.")
+        runs = (await client.get(f"/threads/{t}/runs")).json()["data"]
+        assert [x["id"] for x in runs] == started
+        await wait_status(client, t, started[0], "completed")
+
     @pytest.mark.parametrize(
         ("extra", "param", "code"),
         [

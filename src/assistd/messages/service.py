@@ -24,12 +24,10 @@ from assistd.vector_stores.helpers import attach_to_thread_store, file_search_at
 
 
 async def create_message(session: AsyncSession, project_id: str, thread_id: str, body: CreateMessageRequest) -> Message:
-    await require_thread(session, project_id, thread_id)
-    runs = RunRepository(session, project_id, thread_id)
     # PostgreSQL: the thread's row lock orders this against run creation (no message slips in
     # beside a starting run) and against other messages (created_at follows list order).
-    await runs.lock_thread()
-    active = await runs.active()
+    await require_thread(session, project_id, thread_id, lock=True)
+    active = await RunRepository(session, project_id, thread_id).active()
     if active is not None:
         raise InvalidRequestError(f"Can't add messages to {thread_id} while a run {active} is active.")
     await require_files(session, project_id, file_refs(body))

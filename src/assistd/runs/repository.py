@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.executor.transitions import ACTIVE
-from assistd.models import Run, RunStep, Thread
+from assistd.models import Run, RunStep
 from assistd.repository import RepositoryBase
 
 _RUNS = Run.__table__
@@ -39,15 +39,6 @@ class RunRepository(RepositoryBase[Run]):
             _ACTIVE, {"thread_id": self.thread_id, "project_id": self.project_id}
         )
         return found
-
-    async def lock_thread(self) -> None:
-        """Serialise run creation per thread (PostgreSQL; SQLite writers are serial already)."""
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
-            await self.session.execute(
-                select(Thread.seq)
-                .where(Thread.id == self.thread_id, Thread.project_id == self.project_id)
-                .with_for_update()
-            )
 
 
 class RunStepRepository(RepositoryBase[RunStep]):

@@ -48,9 +48,9 @@ def check_include(include: list[str]) -> list[str]:
 
 
 async def ensure_no_active_run(session: AsyncSession, project_id: str, thread_id: str) -> None:
-    repo = RunRepository(session, project_id, thread_id)
-    await repo.lock_thread()
-    active = await repo.active()
+    """After ``require_thread(..., lock=True)``: on PostgreSQL the thread's row lock is held, so no
+    other run can start between this check and the insert."""
+    active = await RunRepository(session, project_id, thread_id).active()
     if active is not None:
         raise InvalidRequestError(f"Thread {thread_id} already has an active run {active}.")
 
@@ -158,7 +158,7 @@ async def create_run(
     claim: dict[str, Any] | None = None,
 ) -> Run:
     check_include(include)
-    await require_thread(session, project_id, thread_id)
+    await require_thread(session, project_id, thread_id, lock=True)
     check_id("assistant", body.assistant_id, "assistant_id")
     assistant = await retrieve_assistant(session, project_id, body.assistant_id)
     await ensure_no_active_run(session, project_id, thread_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.errors import InvalidRequestError
@@ -58,10 +59,24 @@ async def retrieve_thread(session: AsyncSession, project_id: str, thread_id: str
     return or_404(await ThreadRepository(session, project_id).get_row(thread_id), "thread", thread_id)
 
 
-async def require_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
-    """404 unless the thread exists in this project (an index probe, nothing loaded)."""
+_LOCK_THREAD = (
+    select(Thread.seq)
+    .where(Thread.id == bindparam("thread_id"), Thread.project_id == bindparam("project_id"))
+    .with_for_update()
+)
+
+
+async def require_thread(session: AsyncSession, project_id: str, thread_id: str, *, lock: bool = False) -> None:
+    """404 unless the thread exists in this project (an index probe, nothing loaded).
+
+    ``lock``: on PostgreSQL the same probe locks the thread's row until the transaction ends, which
+    serialises run and message creation per thread (SQLite's writers are serial already)."""
     check_id("thread", thread_id, "thread_id")
-    if not await ThreadRepository(session, project_id).exists(thread_id):
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        found = await session.scalar(_LOCK_THREAD, {"thread_id": thread_id, "project_id": project_id}) is not None
+    else:
+        found = await ThreadRepository(session, project_id).exists(thread_id)
+    if not found:
         raise not_found("thread", thread_id)
 
 
