@@ -406,6 +406,59 @@ class TestSearch:
         (ranked,) = await search._keyword(state, project[1], [vs], [f"tides {words[0]}"], 30, None, rows)
         assert rows[ranked[0]]["file_id"] == ids["tides.txt"]
 
+    async def test_keyword_side_reads_only_what_it_ranks_for_one_word(
+        self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
+    ) -> None:
+        """PostgreSQL: with one lexeme kept (a one-word question, or one of common words only) the
+        pre-selection has nothing to rank by, so the statement reads as many matches as it keeps for
+        BM25 (4 x k), not up to the scan limit (3,000)."""
+        import json
+
+        from sqlalchemy import text
+
+        from assistd.retrieval import search
+
+        if state.db.is_sqlite:
+            pytest.skip("PostgreSQL's keyword statement")
+        body = " ".join(f"harbour note {i}: " + " ".join(f"tide{i}x{j}" for j in range(8)) for i in range(60))
+        fid = await upload(client, "harbour.txt", body)
+        static = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+        vs = (await client.post("/vector_stores", json={"file_ids": [fid], "chunking_strategy": static})).json()["id"]
+        await poll_store(client, vs)
+        async with state.db.session() as s:
+            chunks = (
+                await s.execute(text("SELECT count(*) FROM chunks WHERE vector_store_id = :v"), {"v": vs})
+            ).scalar()
+        k = 2
+        assert chunks > 4 * k + 2  # every chunk has the word: more matches than BM25 ranks
+
+        async def heap_rows_read() -> tuple[int, list[int]]:
+            sql, args = search._pg_keyword_statement(["harbour"], {}, chunks, 60.0, [vs], project[1], k, None)
+            async with state.db.session() as s:
+                raw = (await (await s.connection()).get_raw_connection()).driver_connection
+                plan = await raw.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                found = [r["seq"] for r in await raw.fetch(sql, *args)]
+            nodes, scans = [plan[0]["Plan"]], []
+            while nodes:
+                node = nodes.pop()
+                nodes += node.get("Plans", [])
+                if node.get("Alias") == "m":  # the matches read, before the pre-selection
+                    scans.append(node["Actual Rows"])
+            (read,) = scans
+            return read, found
+
+        read, found = await heap_rows_read()
+        assert read == 4 * k
+        assert len(found) == k
+        # A two-word question ranks its matches by the words they have: it still reads them all.
+        sql, args = search._pg_keyword_statement(["harbour", "tide3x1"], {}, chunks, 60.0, [vs], project[1], k, None)
+        async with state.db.session() as s:
+            raw = (await (await s.connection()).get_raw_connection()).driver_connection
+            (hit,) = [r["seq"] for r in await raw.fetch(sql, *args)][:1]
+            tide = (await s.execute(text("SELECT text FROM chunks WHERE seq = :s"), {"s": hit})).scalar()
+        assert "tide3x1" in tide
+
     async def test_search_without_the_fast_reader(
         self, client: httpx.AsyncClient, state: Any, project: tuple[str, str]
     ) -> None:
