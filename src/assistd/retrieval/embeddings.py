@@ -138,6 +138,7 @@ class LocalEmbedder:
         self.runtime = runtime
         self.threads = threads
         self._models: dict[str, MiniLM] = {}
+        self._for_purpose: dict[str, MiniLM] = {}  # resolved once: resolving reads /proc/cpuinfo
         self._load_lock = threading.Lock()
         # Documents: one batch at a time (the encoder already keeps a core busy). Queries have their
         # own (a search must not wait behind a file's batches) and take milliseconds.
@@ -155,6 +156,9 @@ class LocalEmbedder:
 
     def model(self, purpose: str = "documents") -> MiniLM:
         """The loaded model for ``documents`` or ``queries`` (loads and verifies it on first call; blocking)."""
+        model = self._for_purpose.get(purpose)
+        if model is not None:
+            return model
         from assistd.retrieval._minilm import resolve_runtime
 
         runtime = resolve_runtime(self.runtime, purpose)
@@ -166,6 +170,7 @@ class LocalEmbedder:
                     from assistd.retrieval._minilm import MiniLM
 
                     model = self._models[runtime] = MiniLM(runtime=runtime, threads=self.threads)
+        self._for_purpose[purpose] = model
         return model
 
     def embed_sync(self, texts: Sequence[str], purpose: str = "documents") -> np.ndarray:
