@@ -66,3 +66,13 @@ async def test_the_cap_still_holds_and_idle_spares_are_closed(database_url: str,
         assert "Spare overflow connections: 0" in pool.status()
     finally:
         await engine.dispose()
+
+
+async def test_disposing_the_pool_logs_nothing_at_info(database_url: str, caplog: Any) -> None:
+    # `assistd serve` and `assistd worker` log at INFO: the pool's housekeeping is SQLAlchemy's,
+    # quiet below WARNING like its other pools, not under the `assistd` logger.
+    caplog.set_level("INFO")
+    engine = create_engine(database_url, pool_size=1)
+    await hold(engine, 2, asyncio.Event())
+    await engine.dispose()
+    assert [r.getMessage() for r in caplog.records if "Pool" in r.getMessage()] == []

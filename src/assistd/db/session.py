@@ -51,6 +51,9 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
     connections for 520 runs before, ~45 after."""
 
     SPARE_IDLE_SECONDS = 10.0
+    # SQLAlchemy names a pool's logger after its class's module; under ``assistd`` it would inherit
+    # the servers' INFO level and print "Pool disposed" / "Pool recreating" lines at every shutdown.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.RetainingQueuePool"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
