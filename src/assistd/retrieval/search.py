@@ -20,6 +20,7 @@ removes weak matches rather than a fixed share of the results.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import re
 import sqlite3
@@ -543,7 +544,7 @@ async def _keyword_pg(
     db = state.settings.resolved_database_url
     out: list[list[int]] = []
     async with _pg_connection(state) as (conn, _):
-        n, avgdl = await _pg_corpus(state, conn, db)
+        corpus = await _pg_corpus(state, conn, db)
         for q in queries:
             words = [t for t in query_terms(q) if t.isalnum()]
             now = time.monotonic()
@@ -560,7 +561,9 @@ async def _keyword_pg(
                         known[x] = hit[1]
             if not new_words and not any(_pg_lexeme_cache[(db, w)] for w in words):
                 continue  # stop words only
-            sql, args = _pg_keyword_statement(words, known, n, avgdl, store_ids, project_id, k, allowed)
+            sql, args = _pg_keyword_statement(
+                words, known, corpus.n, corpus.avgdl, store_ids, project_id, k, allowed, corpus.common_for(new_words)
+            )
             found = await conn.fetch(sql, *args)
             # At least one row, with what the statement learned: a row of NULLs when nothing matched.
             _pg_learn(db, new_words, found[0]["pairs"], found[0]["counts"], now)
@@ -579,10 +582,11 @@ def _pg_keyword_statement(
     project_id: str,
     k: int,
     allowed: set[tuple[str, str]] | None,
+    common: list[str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The keyword statement for one question's ``words`` and its parameters (see _pg_keyword_sql);
     ``known``: document frequencies this process remembers, ``n`` and ``avgdl``: the corpus's size
-    and mean length."""
+    and mean length; ``common``: lexemes known to match more chunks than the count cap (not counted)."""
     slots = 1 << max(len(words) - 1, 0).bit_length()  # lexemes scored in step 1 (one per word)
     args: list[Any] = [
         words,
@@ -597,6 +601,7 @@ def _pg_keyword_statement(
         max(avgdl, 1.0),
         k,
         KEYWORD_SCAN_LIMIT_PG,
+        list(common or ()),
     ]
     if allowed is not None:
         args.append([f"{a}:{b}" for a, b in allowed])
@@ -608,24 +613,30 @@ def _pg_keyword_sql(slots: int, filtered: bool) -> str:
     """The keyword statement (see _keyword_pg). Parameters: $1 the query's words, $2/$3 lexemes and
     counts known here, $4 count cap, $5 N, $6 postings budget, $7 store ids, $8 project, $9 rows
     pre-selected by the sum of their lexemes' IDF, $10 mean length, $11 k, $12 matches read at
-    most, $13 allowed files.
+    most, $13 lexemes not to count (their count is the cap), $14 allowed files.
 
     With one lexeme kept (every word of the question is common) the pre-selection has nothing to
     rank by: every match scores that lexeme's IDF, and of equal rows a bounded sort keeps the first
     it reads. So only as many matches as it keeps ($9) are read, the same rows as when reading
-    $12 of them (a question of common words only took ~8 ms at 100,000 chunks, now ~1 ms)."""
+    $12 of them (a question of common words only took ~8 ms at 100,000 chunks, now ~1 ms).
+
+    A lexeme this process has no count for is counted up to the cap ($4), which reads that many
+    rows when the lexeme is common: 3–10 ms at 100,000 chunks, for the first search of each process
+    that meets the word and again every DF_TTL_SECONDS. The lexemes of $13 are not counted: ANALYZE's
+    statistics put them well over the cap (see _PG_CORPUS), so their count is the cap, as counting
+    would find."""
     presence = " + ".join(
         f"(CASE WHEN m.tsv @@ (SELECT tqs[{i}] FROM query) THEN (SELECT idfs[{i}] FROM query) ELSE 0 END)"
         for i in range(1, slots + 1)
     )
-    extra = " AND (c.vector_store_id || ':' || c.file_id) = ANY($13::text[])" if filtered else ""
+    extra = " AND (c.vector_store_id || ':' || c.file_id) = ANY($14::text[])" if filtered else ""
     return f"""
 WITH pairs AS (
     SELECT w, l FROM unnest($1::text[]) w, unnest(tsvector_to_array(to_tsvector('english', w))) l WHERE l ~ '^\\w+$'
 ),
 d AS (
-    SELECT x.l, k.df IS NULL AS fresh, coalesce(k.df, (SELECT count(*) FROM (SELECT 1 FROM chunks
-        WHERE tsv @@ CAST(quote_literal(x.l) AS tsquery) LIMIT $4) m)) AS df
+    SELECT x.l, k.df IS NULL AS fresh, coalesce(k.df, CASE WHEN x.l = ANY($13::text[]) THEN $4::bigint END,
+        (SELECT count(*) FROM (SELECT 1 FROM chunks WHERE tsv @@ CAST(quote_literal(x.l) AS tsquery) LIMIT $4) m)) AS df
     FROM (SELECT DISTINCT l FROM pairs) x LEFT JOIN unnest($2::text[], $3::int[]) AS k(l, df) ON k.l = x.l
 ),
 kept AS (
@@ -681,34 +692,71 @@ def _pg_learn(db: str, new_words: list[str], pairs: Any, counts: Any, now: float
 
 _pg_lexeme_cache: dict[tuple[str, str], list[str]] = {}
 _pg_df_cache: dict[tuple[str, str], tuple[float, int]] = {}
-_pg_n: dict[str, tuple[float, int, float]] = {}  # database -> (counted at, chunks, mean lexemes per chunk)
 _pg_n_refresh: dict[str, asyncio.Task[None]] = {}
 
 
-_PG_CORPUS = "SELECT count(*), avg(length(tsv)) FROM chunks"
+@dataclass(frozen=True)
+class _Corpus:
+    counted_at: float
+    n: int  # chunks
+    avgdl: float  # mean lexemes per chunk
+    common: dict[str, list[str]]  # lexemes over the count cap, by their first three characters
+
+    def common_for(self, words: list[str]) -> list[str]:
+        """The common lexemes that may be the stems of ``words`` (those sharing their first three
+        characters): the only ones a statement counting these words' lexemes needs."""
+        return [lex for prefix in {w[:3] for w in words} for lex in self.common.get(prefix, ())]
 
 
-async def _pg_corpus(state: AppState, conn: Any, db: str) -> tuple[int, float]:
-    """The number of chunks and their mean length in lexemes: counted on first use, then recounted
-    in the background (a full scan) when older than DF_TTL_SECONDS, the old figures serving meanwhile."""
+_pg_n: dict[str, _Corpus] = {}  # database -> its figures
+
+_PG_CORPUS = """
+SELECT c.n, c.avgdl, (SELECT array_agg(u.l) FROM pg_stats s,
+        unnest(CAST(CAST(s.most_common_elems AS text) AS text[]), s.most_common_elem_freqs) AS u(l, f)
+    WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' AND s.attname = 'tsv'
+        AND u.l IS NOT NULL AND u.f * c.n >= $1) AS common
+FROM (SELECT count(*) AS n, avg(length(tsv)) AS avgdl FROM chunks) c
+"""
+"""The number of chunks, their mean length in lexemes, and the lexemes ANALYZE's sample of
+``chunks.tsv`` puts in at least ``$1`` chunks (``most_common_elems``: the ~1,000 most frequent
+lexemes of the sample, with their frequencies)."""
+COMMON_MARGIN = 1.5
+"""A lexeme is taken as over the count cap when the statistics estimate it in this many times the
+cap's chunks: the estimate comes from a sample (30,000 rows at the default statistics target),
+whose error at that frequency is a few percent."""
+
+
+async def _pg_read_corpus(conn: Any, common_from: float | None = None) -> _Corpus:
+    """The corpus's figures; ``common``: the lexemes estimated in at least ``common_from`` chunks
+    (default: COMMON_MARGIN times the keyword statement's count cap)."""
+    if common_from is None:
+        common_from = COMMON_MARGIN * (KEYWORD_POSTINGS_BUDGET_PG + 1)
+    row = await conn.fetchrow(_PG_CORPUS, common_from)
+    common: dict[str, list[str]] = {}
+    for lex in row["common"] or ():
+        common.setdefault(lex[:3], []).append(lex)
+    return _Corpus(time.monotonic(), int(row["n"]), float(row["avgdl"] or 1.0), common)
+
+
+async def _pg_corpus(state: AppState, conn: Any, db: str) -> _Corpus:
+    """The corpus's figures: read on first use, then again in the background (a full scan) when
+    older than DF_TTL_SECONDS, the old figures serving meanwhile."""
     hit = _pg_n.get(db)
     if hit is None:
-        row = await conn.fetchrow(_PG_CORPUS)
-        _pg_n[db] = (time.monotonic(), int(row[0]), float(row[1] or 1.0))
-    elif time.monotonic() - hit[0] > DF_TTL_SECONDS and db not in _pg_n_refresh:
+        hit = _pg_n[db] = await _pg_read_corpus(conn)
+    elif time.monotonic() - hit.counted_at > DF_TTL_SECONDS and db not in _pg_n_refresh:
         task = asyncio.create_task(_pg_recount(state, db))
         _pg_n_refresh[db] = task
         task.add_done_callback(lambda _t: _pg_n_refresh.pop(db, None))
-    return _pg_n[db][1], _pg_n[db][2]
+    return hit
 
 
 async def _pg_recount(state: AppState, db: str) -> None:
     try:
         async with _pg_connection(state) as (conn, _):
-            row = await conn.fetchrow(_PG_CORPUS)
-        _pg_n[db] = (time.monotonic(), int(row[0]), float(row[1] or 1.0))
+            _pg_n[db] = await _pg_read_corpus(conn)
     except Exception:  # the old figures stay; the next search tries again
-        _pg_n[db] = (time.monotonic() - DF_TTL_SECONDS / 2, _pg_n[db][1], _pg_n[db][2])
+        _pg_n[db] = dataclasses.replace(_pg_n[db], counted_at=time.monotonic() - DF_TTL_SECONDS / 2)
 
 
 def _rarest(terms: list[T], df: dict[T, int], budget: int) -> list[T]:
