@@ -38,20 +38,23 @@ async def live(state, project, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     sock.close()
 
 
-async def _setup(client: httpx.AsyncClient) -> tuple[str, str]:
+async def _setup(client: httpx.AsyncClient, content: str = "hi") -> tuple[str, str]:
     a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
-    t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]})).json()["id"]
+    t = (await client.post("/threads", json={"messages": [{"role": "user", "content": content}]})).json()["id"]
     return a, t
 
 
 async def test_keepalive_comments_while_the_model_is_silent(live: httpx.AsyncClient, llm: FakeLLM) -> None:
-    llm.set_turns([{"text": "late answer", "ttft_ms": 900}])
-    a, t = await _setup(live)
+    # Only this test's request gets the slow turn: the fake is shared by the whole session, and a
+    # run another test left behind could otherwise take it (this run then answered at once).
+    llm.set_turns([{"match": {"last_user_contains": "keep-alive probe"}, "text": "late answer", "ttft_ms": 900}])
+    a, t = await _setup(live, "keep-alive probe")
     lines: list[str] = []
     async with live.stream("POST", f"/threads/{t}/runs", json={"assistant_id": a, "stream": True}) as r:
         async for line in r.aiter_lines():
             lines.append(line)
     first_delta = next(i for i, x in enumerate(lines) if x == "event: thread.message.delta")
+    assert '"value":"late"' in lines[first_delta + 1]  # the slow turn answered
     pings = [x for x in lines[:first_delta] if x.startswith(":")]
     assert len(pings) >= 2, lines[:first_delta]
     assert lines[-2:] == ["data: [DONE]", ""] or "data: [DONE]" in lines[-3:]
