@@ -16,6 +16,7 @@ OpenAPI spec (tests/spec.py) by a response hook, so no endpoint can answer off-s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from assistd.app import create_app
@@ -33,6 +35,7 @@ from assistd.auth import create_key
 from assistd.config import Settings
 from assistd.db.migrate import upgrade
 from assistd.fakellm import FakeLLM
+from assistd.models import Run
 from assistd.state import AppState
 from tests.spec import validate, validate_response
 
@@ -231,6 +234,26 @@ def sdk_client(app: Any, key: str) -> openai.AsyncOpenAI:
         timeout=30,
     )
     return openai.AsyncOpenAI(api_key=key, base_url="http://test/v1", http_client=http, max_retries=0)
+
+
+ACTIVE = ("queued", "in_progress", "cancelling")
+
+
+@pytest.fixture(autouse=True)
+async def _no_run_left_active(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A test must not leave a run that will still call the model: every test shares one fake
+    upstream, and a run the reaper requeues seconds later would take a later test's turns."""
+    yield
+    if "state" not in request.fixturenames:
+        return
+    state: AppState = request.getfixturevalue("state")
+    for _ in range(300):  # a run that just finished may still be writing its last rows
+        async with state.db.session() as s:
+            active = (await s.execute(select(Run.id, Run.status).where(Run.status.in_(ACTIVE)))).all()
+        if not active:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"the test left runs active: {[tuple(r) for r in active]}")
 
 
 @pytest.fixture

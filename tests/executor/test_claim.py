@@ -6,11 +6,14 @@ import httpx
 from sqlalchemy import select
 
 from assistd.executor.worker import Executor
+from assistd.fakellm import FakeLLM
 from assistd.models import Run
-from tests.runs.test_runs_http import setup
+from tests.runs.test_runs_http import setup, wait_status
 
 
-async def test_a_claim_takes_the_oldest_queued_runs_up_to_its_limit(client: httpx.AsyncClient, state) -> None:
+async def test_a_claim_takes_the_oldest_queued_runs_up_to_its_limit(
+    client: httpx.AsyncClient, state, llm: FakeLLM
+) -> None:
     assert state.executor is not None
     await state.executor.stop()  # nothing claims the runs but the executors below
     try:
@@ -31,5 +34,11 @@ async def test_a_claim_takes_the_oldest_queued_runs_up_to_its_limit(client: http
         assert owners == {**dict.fromkeys(run_ids[:3], first.owner), **dict.fromkeys(run_ids[3:], second.owner)}
         r = (await client.get(f"/threads/{taken[0].thread_id}/runs/{taken[0].id}")).json()
         assert r["status"] == "in_progress" and r["started_at"] is not None
+        # The two executors never run what they claimed: hand it back (as their shutdown would),
+        # so it does not wait for the reaper and then take the model turns of a later test.
+        for run in taken + rest:
+            await first.hand_back(run.id, [], None)
     finally:
         state.executor.start()
+    for run in taken + rest:  # the running executor claims them again and completes them
+        assert (await wait_status(client, run.thread_id, run.id, "completed"))["last_error"] is None
