@@ -552,6 +552,8 @@ def main() -> int:
     p.add_argument("--no-http", action="store_true", help="skip the searches through assistd serve")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    # the benchmark's servers have no code interpreter kernel and use none: not worth a line each
+    logging.getLogger("assistd.sandbox").setLevel(logging.ERROR)
     report = asyncio.run(main_async(args))
     return write_report("retrieval", time.strftime("%Y%m%d-%H%M%S"), report, 0, "measurements")
 
