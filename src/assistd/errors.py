@@ -234,6 +234,10 @@ def _one_error(e: dict[str, Any], body: Any) -> APIError:
     value = e.get("input")
 
     if etype == "openai":  # raised by our own validators with a finished message
+        at = ctx.get("at")
+        if at is not None:  # relative to the field: its path in this request
+            path = f"{param}.{at}" if param and at else (param or at)
+            return InvalidRequestError(ctx["message"].replace("{path}", path), param=path or None, code=ctx.get("code"))
         return InvalidRequestError(
             ctx["message"],
             param=ctx.get("param") or param or None,

@@ -16,9 +16,16 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
 
-def api_error(message: str, code: str | None = None, param: str | None = None) -> PydanticCustomError:
-    """A validation error whose message is already in the real API's words (see errors.py)."""
-    return PydanticCustomError("openai", "{message}", {"message": message, "code": code, "param": param})
+def api_error(
+    message: str, code: str | None = None, param: str | None = None, *, at: str | None = None
+) -> PydanticCustomError:
+    """A validation error whose message is already in the real API's words (see errors.py).
+
+    ``at``: the error is about the validated field itself (``""``) or one of its keys (``"k"``):
+    its ``param`` is then the field's path in the request (``thread.messages[0].metadata.k``), which
+    also replaces ``{path}`` in ``message``.
+    """
+    return PydanticCustomError("openai", "{message}", {"message": message, "code": code, "param": param, "at": at})
 
 
 # --- Free-form JSON (function parameters, JSON schemas) ---------------------------------------
@@ -51,22 +58,25 @@ def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
         return None
     if len(value) > METADATA_MAX_PAIRS:
         raise api_error(
-            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"Invalid '{{path}}': too many properties. Expected an object with at most "
             f"{METADATA_MAX_PAIRS} properties, but got an object with {len(value)} properties instead.",
             "object_above_max_size",
+            at="",
         )
     for k, v in value.items():
         if len(k) > METADATA_MAX_KEY:
             raise api_error(
-                f"Invalid 'metadata': key too long. Expected a key with maximum length "
+                f"Invalid '{{path}}': key too long. Expected a key with maximum length "
                 f"{METADATA_MAX_KEY}, but got a key with length {len(k)} instead.",
                 "string_above_max_length",
+                at="",
             )
         if len(v) > METADATA_MAX_VALUE:
             raise api_error(
-                f"Invalid 'metadata.{k}': string too long. Expected a string with maximum length "
+                f"Invalid '{{path}}': string too long. Expected a string with maximum length "
                 f"{METADATA_MAX_VALUE}, but got a string with length {len(v)} instead.",
                 "string_above_max_length",
+                at=k,
             )
     return value
 

@@ -105,7 +105,7 @@ class TestCreateAssistant:
             ),
             ({"model": "m", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_size"),
             ({"model": "m", "metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length"),
-            ({"model": "m", "metadata": {"k": "v" * 513}}, "metadata", "string_above_max_length"),
+            ({"model": "m", "metadata": {"k": "v" * 513}}, "metadata.k", "string_above_max_length"),
             ({"model": "m", "metadata": {"k": 1}}, "metadata.k", "invalid_type"),
         ],
     )

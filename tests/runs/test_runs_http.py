@@ -381,6 +381,9 @@ class TestRules:
         [
             ({"max_prompt_tokens": 255}, "max_prompt_tokens", "integer_below_min_value"),
             ({"max_completion_tokens": 100}, "max_completion_tokens", "integer_below_min_value"),
+            # beyond what a run stores (a 64-bit overflow was a 500 on SQLite, 32-bit on PostgreSQL)
+            ({"max_completion_tokens": 2**63}, "max_completion_tokens", "integer_above_max_value"),
+            ({"max_prompt_tokens": 2**31}, "max_prompt_tokens", "integer_above_max_value"),
             (
                 {"truncation_strategy": {"type": "last_messages", "last_messages": 0}},
                 "truncation_strategy.last_messages",
@@ -394,6 +397,12 @@ class TestRules:
             ),
             ({"stream": "yes"}, "stream", "invalid_type"),
             ({"instructions": 5}, "instructions", "invalid_type"),
+            ({"metadata": {"k": "v" * 513}}, "metadata.k", "string_above_max_length"),
+            (
+                {"additional_messages": [{"role": "user", "content": "x", "metadata": {"note": "v" * 513}}]},
+                "additional_messages[0].metadata.note",
+                "string_above_max_length",
+            ),
         ],
     )
     async def test_bad_input(self, client: httpx.AsyncClient, extra: dict[str, Any], param: str, code: str) -> None:
@@ -402,6 +411,28 @@ class TestRules:
             await client.post(f"/threads/{t}/runs", json={"assistant_id": a, **extra}), 400, param=param, code=code
         )
         assert (await client.get(f"/threads/{t}/runs")).json()["data"] == []
+
+    async def test_create_thread_and_run_errors_name_the_whole_path(self, client: httpx.AsyncClient) -> None:
+        a, _ = await setup(client)
+        assert_error(
+            await client.post(
+                "/threads/runs", json={"assistant_id": a, "stream": True, "max_completion_tokens": 2**63}
+            ),
+            400,
+            param="max_completion_tokens",
+            code="integer_above_max_value",
+            message="Invalid 'max_completion_tokens': integer above maximum value. Expected a value <= 2147483647, "
+            "but got 9223372036854775808 instead.",
+        )
+        message = {"role": "user", "content": "x", "metadata": {"k": "v" * 513}}
+        assert_error(
+            await client.post("/threads/runs", json={"assistant_id": a, "thread": {"messages": [message]}}),
+            400,
+            param="thread.messages[0].metadata.k",
+            code="string_above_max_length",
+            message="Invalid 'thread.messages[0].metadata.k': string too long. Expected a string with maximum "
+            "length 512, but got a string with length 513 instead.",
+        )
 
     async def test_unknown_assistant_thread_and_run(self, client: httpx.AsyncClient) -> None:
         a, t = await setup(client)

@@ -81,6 +81,8 @@ class _SQLite:
         if kind == "boolean":
             return jtype == ("true" if value else "false")  # type: ignore[no-any-return]
         if kind == "number":
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                value = float(value)  # SQLite binds 64-bit integers; JSON numbers beyond compare as reals
             return and_(jtype.in_(["integer", "real"]), _cmp(extracted, op, literal(value)))
         return and_(jtype == "text", _cmp(extracted, op, literal(value, String)))
 

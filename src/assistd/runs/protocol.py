@@ -39,6 +39,9 @@ class AssistantsNamedToolChoice(StrictModel):
 ToolChoice = Literal["none", "auto", "required"] | AssistantsNamedToolChoice
 
 
+INT32_MAX = 2**31 - 1
+
+
 class _RunSettings(StrictModel):
     """Fields createRun and createThreadAndRun share."""
 
@@ -50,8 +53,9 @@ class _RunSettings(StrictModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stream: bool | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=256)
+    # the spec sets no maximum; a run stores them as 32-bit integers (more than any context window)
+    max_prompt_tokens: int | None = Field(default=None, ge=256, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=256, le=INT32_MAX)
     truncation_strategy: TruncationObject | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool = True

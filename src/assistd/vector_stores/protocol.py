@@ -26,29 +26,31 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if len(value) > ATTRIBUTES_MAX_KEYS:
         raise api_error(
-            f"Invalid 'attributes': too many properties. Expected an object with at most "
+            f"Invalid '{{path}}': too many properties. Expected an object with at most "
             f"{ATTRIBUTES_MAX_KEYS} properties, but got an object with {len(value)} properties instead.",
             "object_above_max_size",
+            at="",
         )
     for k, v in value.items():
         if len(k) > ATTRIBUTES_MAX_KEY:
             raise api_error(
-                f"Invalid 'attributes': key too long. Expected a key with maximum length "
+                f"Invalid '{{path}}': key too long. Expected a key with maximum length "
                 f"{ATTRIBUTES_MAX_KEY}, but got a key with length {len(k)} instead.",
                 "string_above_max_length",
+                at="",
             )
         if isinstance(v, str) and len(v) > ATTRIBUTES_MAX_STRING:
             raise api_error(
-                f"Invalid 'attributes.{k}': string too long. Expected a string with maximum length "
+                f"Invalid '{{path}}': string too long. Expected a string with maximum length "
                 f"{ATTRIBUTES_MAX_STRING}, but got a string with length {len(v)} instead.",
                 "string_above_max_length",
-                f"attributes.{k}",
+                at=k,
             )
         if not isinstance(v, str | bool | int | float):
             raise api_error(
-                f"Invalid type for 'attributes.{k}': expected a string, number or boolean.",
+                "Invalid type for '{path}': expected a string, number or boolean.",
                 "invalid_type",
-                f"attributes.{k}",
+                at=k,
             )
     return value
 
