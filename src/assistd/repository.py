@@ -14,7 +14,17 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.db.base import ObjectMixin
-from assistd.pagination import ListQuery, Page, eq_params, exists_statement, first, get_statement, paginate
+from assistd.pagination import (
+    ListQuery,
+    Page,
+    eq_params,
+    exists_statement,
+    first,
+    get_statement,
+    paginate,
+    record_deleted,
+)
+from assistd.timeutil import now
 
 M = TypeVar("M", bound=ObjectMixin)
 
@@ -64,8 +74,9 @@ class RepositoryBase(Generic[M]):
     ) -> Page[Any]:
         """A page of rows in scope; ``eq`` adds equality filters (cached statement), ``extra``
         any other condition."""
+        scope = self.scope_values()
         return await paginate(
-            self.session, self.model, self.scope_values() | (eq or {}), query, extra=extra, on_empty=on_empty
+            self.session, self.model, scope | (eq or {}), query, extra=extra, on_empty=on_empty, scope=list(scope)
         )
 
     async def existing_ids(self, ids: Sequence[str]) -> set[str]:
@@ -79,7 +90,13 @@ class RepositoryBase(Generic[M]):
         return row
 
     async def delete_by_id(self, object_id: str) -> bool:
-        result = await self.session.execute(
-            delete(self.model).where(self.c.id == object_id, *self.scope()).returning(self.c.seq)
-        )
-        return result.first() is not None
+        """Delete the row; its place in the list is kept for clients paging past it."""
+        row = (
+            await self.session.execute(
+                delete(self.model).where(self.c.id == object_id, *self.scope()).returning(self.c.seq)
+            )
+        ).first()
+        if row is None:
+            return False
+        await record_deleted(self.session, self.model, self.scope_values(), [(object_id, row[0])], now())
+        return True

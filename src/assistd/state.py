@@ -98,6 +98,9 @@ class AppState:
             from assistd.vector_stores.sweep import sweep_vector_stores
 
             state.every(settings.sweep_interval_seconds, sweep_vector_stores)
+            from assistd.pagination import sweep_deleted_cursors
+
+            state.every(settings.sweep_interval_seconds, sweep_deleted_cursors)
             if isinstance(state.bus, PostgresEventBus):
                 bus = state.bus
                 state.every(settings.sweep_interval_seconds, lambda _s: bus.prune())

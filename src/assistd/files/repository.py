@@ -4,7 +4,7 @@ from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import File
-from assistd.pagination import ListQuery, Page
+from assistd.pagination import ListQuery, Page, record_deleted
 from assistd.repository import RepositoryBase
 
 
@@ -26,9 +26,15 @@ class FileRepository(RepositoryBase[File]):
 
     async def delete_live(self, file_id: str, t: int) -> str | None:
         """Delete the row; its blob key, or None if there was no live file."""
-        key: str | None = await self.session.scalar(
-            delete(File).where(File.id == file_id, *self.scope(), live(t)).returning(File.storage_key)
-        )
+        row = (
+            await self.session.execute(
+                delete(File).where(File.id == file_id, *self.scope(), live(t)).returning(File.storage_key, File.seq)
+            )
+        ).first()
+        if row is None:
+            return None
+        await record_deleted(self.session, File, self.scope_values(), [(file_id, row.seq)], t)
+        key: str = row.storage_key
         return key
 
 

@@ -2,6 +2,7 @@
 
 from assistd.db.base import Base
 from assistd.models.assistant import Assistant
+from assistd.models.cursor import DeletedCursor
 from assistd.models.file import File, Upload, UploadPart
 from assistd.models.project import ApiKey, Project
 from assistd.models.run import Run, RunEvent, RunStep
@@ -13,6 +14,7 @@ __all__ = [
     "Assistant",
     "Base",
     "Chunk",
+    "DeletedCursor",
     "File",
     "Message",
     "Project",

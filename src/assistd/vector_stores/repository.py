@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,8 +10,9 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from assistd.models import Chunk, VectorStore, VectorStoreFile, VectorStoreFileBatch, VectorStoreFileText
-from assistd.pagination import ListQuery, Page, paginate
+from assistd.pagination import ListQuery, Page, paginate, record_deleted
 from assistd.repository import RepositoryBase
+from assistd.timeutil import now
 
 Counts = dict[str, int]
 
@@ -98,7 +100,13 @@ class VectorStoreFileRepository:
             eq["status"] = status
         if batch_id is not None:
             eq["batch_id"] = batch_id
-        return await paginate(self.session, VectorStoreFile, eq, query)
+        return await paginate(self.session, VectorStoreFile, eq, query, scope=["project_id", "vector_store_id"])
+
+    async def record_deleted(self, rows: Sequence[tuple[str, int]], t: int) -> None:
+        """Detached files keep their place in this store's list (clients paging past them)."""
+        await record_deleted(
+            self.session, VectorStoreFile, {"project_id": self.project_id, "vector_store_id": self.store_id}, rows, t
+        )
 
     async def existing(self, file_ids: Sequence[str]) -> dict[str, VectorStoreFile]:
         if not file_ids:
@@ -172,12 +180,17 @@ async def detach_everywhere(session: AsyncSession, project_id: str | None, file_
     where = [f.id.in_(list(file_ids))]
     if project_id is not None:
         where.append(f.project_id == project_id)
-    pairs = [
-        (sid, fid)
-        for sid, fid in (
-            await session.execute(delete(VectorStoreFile).where(*where).returning(f.vector_store_id, f.id))
-        ).all()
-    ]
+    rows = (
+        await session.execute(
+            delete(VectorStoreFile).where(*where).returning(f.project_id, f.vector_store_id, f.id, f.seq)
+        )
+    ).all()
+    t, by_store = now(), defaultdict(list)
+    for project, sid, fid, seq in rows:
+        by_store[project, sid].append((fid, seq))
+    for (project, sid), gone in by_store.items():
+        await VectorStoreFileRepository(session, project, sid).record_deleted(gone, t)
+    pairs = [(sid, fid) for _, sid, fid, _ in rows]
     await drop_file_data(session, pairs)
     return len(pairs)
 

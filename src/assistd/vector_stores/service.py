@@ -239,6 +239,7 @@ async def delete_vector_store_file(session: AsyncSession, project_id: str, store
     row = await get_vector_store_file(session, project_id, store_id, file_id)
     await session.delete(row)
     await session.flush()
+    await VectorStoreFileRepository(session, project_id, store_id).record_deleted([(file_id, row.seq)], now())
     await drop_file_data(session, [(store_id, file_id)])
 
 
