@@ -81,3 +81,27 @@ async def test_a_client_that_disconnects_does_not_stop_the_run(live: httpx.Async
     assert run["status"] == "completed"
     msg = (await live.get(f"/threads/{t}/messages", params={"run_id": run_id})).json()["data"][0]
     assert msg["content"][0]["text"]["value"] == "word " * 40
+
+
+async def test_deleting_the_thread_ends_its_stream_with_an_error(live: httpx.AsyncClient, llm: FakeLLM) -> None:
+    import orjson
+
+    llm.set_turns([{"match": {"last_user_contains": "delete me"}, "text": "word " * 60, "tokens_per_second": 20}])
+    a, t = await _setup(live, "delete me")
+    events: list[str] = []
+    data: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    async with live.stream("POST", f"/threads/{t}/runs", json={"assistant_id": a, "stream": True}) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line[7:])
+            elif line.startswith("data: "):
+                data.append(line[6:].encode())
+                if events.count("thread.message.delta") == 3 and events[-1] == "thread.message.delta":
+                    assert (await live.delete(f"/threads/{t}")).json()["deleted"] is True
+                    deleted_at = loop.time()
+    assert events[-2:] == ["error", "done"] and "thread.message.delta" in events
+    assert loop.time() - deleted_at < 2  # at once, not after the stream's watchdog (5 s of silence)
+    error = orjson.loads(data[-2])["error"]
+    assert error["type"] == "invalid_request_error" and "its thread was deleted" in error["message"]
+    assert (await live.get(f"/threads/{t}")).status_code == 404

@@ -561,3 +561,18 @@ class TestStreamWatchdog:
         got = [e async for batch in relay_events(sub, resting=resting, watch_seconds=0.05) for e in batch]
         assert [name for name, _ in got] == ["thread.run.in_progress", "thread.run.completed", "done"]
         assert got[-1][1] == b"[DONE]" and len(checks) == 2
+
+    async def test_a_run_deleted_with_its_thread_ends_the_stream_with_an_error(self) -> None:
+        # e.g. streamed by another process than the one that deleted the thread (no event reached it)
+        from assistd.runs.events import Subscription
+        from assistd.runs.sse import ERROR, relay_events, run_gone
+
+        sub = Subscription()
+        sub.put("thread.run.in_progress", {"id": "run_x", "status": "in_progress"})
+
+        async def resting() -> tuple[str, dict[str, Any]] | None:
+            return ERROR, run_gone("run_x")
+
+        got = [e async for batch in relay_events(sub, resting=resting, watch_seconds=0.05) for e in batch]
+        assert [name for name, _ in got] == ["thread.run.in_progress", "error", "done"]
+        assert b"run_x no longer exists" in got[1][1]

@@ -27,7 +27,7 @@ from assistd.runs.protocol import (
     step_to_object,
     to_object,
 )
-from assistd.runs.sse import event_stream
+from assistd.runs.sse import ERROR, event_stream, run_gone
 from assistd.state import AppState
 from assistd.threads.protocol import to_object as thread_object
 from assistd.timeutil import now
@@ -57,7 +57,9 @@ async def _stream(
     async def resting() -> tuple[str, dict[str, Any]] | None:
         async with state.db.session() as s:
             run = await s.scalar(select(Run).where(Run.id == run_id))
-        if run is None or run.status not in RESTING:
+        if run is None:  # its thread was deleted: nothing more will come
+            return ERROR, run_gone(run_id)
+        if run.status not in RESTING:
             return None
         return f"thread.run.{run.status}", to_object(run)
 

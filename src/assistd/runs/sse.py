@@ -19,8 +19,18 @@ from assistd.runs.events import STREAM_END, Subscription
 if TYPE_CHECKING:
     from starlette.types import Message, Send
 
-# (event name, run object) if the run rests (terminal or requires_action), else None
+# (event name, run object) if the run rests (terminal or requires_action), ("error", an error
+# envelope) if it is gone, else None
 RestingCheck = Callable[[], Awaitable[tuple[str, dict[str, Any]] | None]]
+# Stream-level faults (CONTRACT §7 "The error event"): sent wrapped, the form every SDK raises.
+ERROR: Final = "error"
+_END: Final = STREAM_END | {ERROR}
+
+
+def run_gone(run_id: str) -> dict[str, Any]:
+    """The ``error`` event's data for a run deleted with its thread while it was streamed."""
+    message = f"Run {run_id} no longer exists: its thread was deleted."
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
 
 
 async def relay_events(
@@ -40,10 +50,10 @@ async def relay_events(
                 continue
             first = (ended[0], orjson.dumps(ended[1]))
         batch = [first]
-        while first[0] not in STREAM_END and not sub.queue.empty():
+        while first[0] not in _END and not sub.queue.empty():
             first = sub.queue.get_nowait()
             batch.append(first)
-        if first[0] in STREAM_END:
+        if first[0] in _END:
             batch.append(DONE)
             yield batch
             return

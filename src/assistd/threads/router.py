@@ -10,6 +10,7 @@ from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.pagination import list_object
 from assistd.routing import api_router
+from assistd.runs.sse import ERROR, run_gone
 from assistd.threads import service
 from assistd.threads.protocol import CreateThreadRequest, ModifyThreadRequest, to_object
 
@@ -59,7 +60,14 @@ async def modify_thread(
 @router.delete("/threads/{thread_id}", operation_id="deleteThread")
 async def delete_thread(thread_id: str, session: WriteSessionDep, project: ProjectDep, state: StateDep) -> JSONResponse:
     """Delete a thread and its messages (and stop its code interpreter kernel, if this process has one)."""
-    await service.delete_thread(session, project, thread_id)
+    active = await service.delete_thread(session, project, thread_id)
+    if active:
+
+        def end_streams() -> None:  # now (an `error` event), not when their watchdog next looks
+            for run_id in active:
+                state.bus.publish(run_id, ERROR, run_gone(run_id))
+
+        on_commit(session, end_streams)
     if state.sandbox is not None:
         sandbox = state.sandbox
         on_commit(session, lambda: state.spawn(sandbox.close_session(thread_id)))

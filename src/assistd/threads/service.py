@@ -92,13 +92,15 @@ async def modify_thread(session: AsyncSession, project_id: str, thread_id: str, 
     return row
 
 
-async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> None:
-    """Delete the thread and everything in it."""
+async def delete_thread(session: AsyncSession, project_id: str, thread_id: str) -> list[str]:
+    """Delete the thread and everything in it; the ids of its runs that had not ended."""
     check_id("thread", thread_id, "thread_id")
     repo = ThreadRepository(session, project_id)
+    active = await repo.active_run_ids(thread_id)
     if not await repo.delete_by_id(thread_id):
         raise not_found("thread", thread_id)
     await MessageRepository(session, project_id, thread_id).delete_all()
+    return active
 
 
 async def list_threads(session: AsyncSession, project_id: str, query: ListQuery, metadata: dict[str, str]) -> Page[Any]:
