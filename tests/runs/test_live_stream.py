@@ -105,3 +105,29 @@ async def test_deleting_the_thread_ends_its_stream_with_an_error(live: httpx.Asy
     error = orjson.loads(data[-2])["error"]
     assert error["type"] == "invalid_request_error" and "its thread was deleted" in error["message"]
     assert (await live.get(f"/threads/{t}")).status_code == 404
+
+
+async def test_cancel_mid_stream_sends_cancelling_then_the_endings(live: httpx.AsyncClient, llm: FakeLLM) -> None:
+    import orjson
+
+    llm.set_turns([{"match": {"last_user_contains": "cancel me"}, "text": "word " * 60, "tokens_per_second": 20}])
+    a, t = await _setup(live, "cancel me")
+    events: list[tuple[str, Any]] = []
+    name = ""
+    async with live.stream("POST", f"/threads/{t}/runs", json={"assistant_id": a, "stream": True}) as r:
+        async for line in r.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, None if name == "done" else orjson.loads(line[6:])))
+                if [n for n, _ in events].count("thread.message.delta") == 2 and name == "thread.message.delta":
+                    run_id = events[0][1]["id"]
+                    assert (await live.post(f"/threads/{t}/runs/{run_id}/cancel")).json()["status"] == "cancelling"
+    names = [n for n, _ in events]
+    at = names.index("thread.run.cancelling")
+    assert events[at][1]["status"] == "cancelling" and names[at - 1] == "thread.message.delta"
+    assert sorted(names[at + 1 : at + 3]) == ["thread.message.incomplete", "thread.run.step.cancelled"]
+    assert names[at + 3 :] == ["thread.run.cancelled", "done"]
+    message = events[names.index("thread.message.incomplete")][1]
+    assert message["incomplete_details"] == {"reason": "run_cancelled"}
+    assert events[-2][1]["status"] == "cancelled" and events[-2][1]["required_action"] is None

@@ -338,7 +338,8 @@ class TestCancel:
         run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
         await wait_status(client, t, run["id"], "requires_action")
         assert (await client.post(f"/threads/{t}/runs/{run['id']}/cancel")).json()["status"] == "cancelling"
-        await wait_status(client, t, run["id"], "cancelled")
+        done = await wait_status(client, t, run["id"], "cancelled")
+        assert done["required_action"] is None  # nothing is required of a cancelled run
         steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
         assert steps[0]["status"] == "cancelled"
         # The thread is free again.

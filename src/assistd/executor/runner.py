@@ -627,7 +627,14 @@ async def finalize_cancel(executor: Executor, run_id: str) -> None:
     db, bus, t = executor.state.db, executor.state.bus, now()
     async with db.session(write=True, inline=True) as s:
         ok = await transition(
-            s, run_id, "cancelled", only_from={"cancelling"}, cancelled_at=t, lease_owner=None, lease_expires_at=None
+            s,
+            run_id,
+            "cancelled",
+            only_from={"cancelling"},
+            cancelled_at=t,
+            lease_owner=None,
+            lease_expires_at=None,
+            required_action=None,  # no action is required of a cancelled run
         )
         if not ok:
             return
