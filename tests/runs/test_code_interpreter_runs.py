@@ -205,3 +205,18 @@ async def test_chart_and_csv_through_the_sdk_stream_and_state_through_polling(
     assert run.status == "completed", run.last_error
     steps = (await sdk.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc")).data
     assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip() == "12"
+
+
+async def test_an_answer_that_is_only_a_chart_streams_through_the_sdk(sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    asst = await sdk.beta.assistants.create(model="fake-model", tools=[{"type": "code_interpreter"}])
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": "Just the chart."}])
+    llm.set_turns([code_call("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"), {"text": ""}])
+    async with sdk.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id) as s:
+        await s.until_done()  # the SDK's accumulator raised IndexError on an image at index 1 alone
+        run = await s.get_final_run()
+        (msg,) = await s.get_final_messages()
+    assert run.status == "completed"
+    assert [p.type for p in msg.content] == ["image_file"]
+    stored = await sdk.beta.threads.messages.retrieve(message_id=msg.id, thread_id=thread.id)
+    assert stored.content == msg.content
+    assert (await sdk.files.content(msg.content[0].image_file.file_id)).content[:4] == b"\x89PNG"

@@ -319,8 +319,13 @@ class RunRunner:
             annotations = self.open.annotator.all
             if late:  # a link at the very end of the answer
                 self._message_delta(msg.id, {"index": 0, "type": "text", "text": {"value": "", "annotations": late}})
-        msg.content = [{"type": "text", "text": {"value": value, "annotations": annotations}}]
-        if self.pending_images and status == "completed":
+        images = self.pending_images if status == "completed" else []
+        # An answer that is only images has no text part: the images take index 0 on (the SDKs'
+        # accumulators cannot put a part at index 1 of a message whose index 0 never came).
+        msg.content = (
+            [{"type": "text", "text": {"value": value, "annotations": annotations}}] if value or not images else []
+        )
+        if images:
             for file_id in self.pending_images:
                 part = {"type": "image_file", "image_file": {"file_id": file_id}}
                 self._message_delta(msg.id, {"index": len(msg.content), **part})
