@@ -56,6 +56,7 @@ class TestTextRun:
         assert all("annotations" not in d["delta"]["content"][0]["text"] for d in deltas[1:])
         completed = dict(events)["thread.run.completed"]
         assert completed["status"] == "completed" and completed["completed_at"] is not None
+        assert completed["expires_at"] is None  # CONTRACT §7 A.11: an ended run no longer expires
         assert (
             completed["usage"]["total_tokens"]
             == completed["usage"]["prompt_tokens"] + completed["usage"]["completion_tokens"]
@@ -316,7 +317,7 @@ class TestCancel:
         r = await client.post(f"/threads/{t}/runs/{run['id']}/cancel")
         assert r.json()["status"] == "cancelling"
         done = await wait_status(client, t, run["id"], "cancelled")
-        assert done["cancelled_at"] is not None
+        assert done["cancelled_at"] is not None and done["expires_at"] is None
         msg = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"][0]
         assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "run_cancelled"}
         step = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"][0]
@@ -535,6 +536,10 @@ class TestUpstreamFaults:
         assert (await client.get(f"/threads/{t}/runs/{run['id']}")).json()["status"] == "failed"
         for m in (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]:
             assert m["status"] == "incomplete" and m["incomplete_details"] == {"reason": "run_failed"}
+        for step in (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]:
+            assert step["status"] == "failed" and step["last_error"] == run["last_error"]  # each failed step says why
+        failed_steps = [d for n, d in events if n == "thread.run.step.failed"]
+        assert all(d["last_error"] == run["last_error"] for d in failed_steps)
 
     async def test_unreachable_upstream_fails_fast(self, client: httpx.AsyncClient) -> None:
         a = (await client.post("/assistants", json={"model": "unreachable-model"})).json()["id"]

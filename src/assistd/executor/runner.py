@@ -293,9 +293,14 @@ class RunRunner:
         )
 
     async def _close_message(
-        self, status: str, reason: str | None, usage: dict[str, int] | None, step_status: str
+        self,
+        status: str,
+        reason: str | None,
+        usage: dict[str, int] | None,
+        step_status: str,
+        error: dict[str, str] | None = None,
     ) -> None:
-        closed = self._closing(status, reason, usage, step_status)
+        closed = self._closing(status, reason, usage, step_status, error)
         if closed is None:
             return
         async with self.db.session(write=True, inline=True, urgent=True) as s:
@@ -303,7 +308,12 @@ class RunRunner:
         self._emit_closed(*closed, status, step_status)
 
     def _closing(
-        self, status: str, reason: str | None, usage: dict[str, int] | None, step_status: str
+        self,
+        status: str,
+        reason: str | None,
+        usage: dict[str, int] | None,
+        step_status: str,
+        error: dict[str, str] | None = None,
     ) -> tuple[Message, RunStep] | None:
         """End the open message and its step in memory; the caller writes them (and may end the run
         in the same transaction)."""
@@ -340,6 +350,8 @@ class RunRunner:
         step.status = step_status
         setattr(step, {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at"}[step_status], t)
         step.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
+        if error is not None:
+            step.last_error = error
         self.open.message = self.open.message_step = None
         return msg, step
 
@@ -571,11 +583,13 @@ class RunRunner:
 
     async def _fail(self, code: str, message: str) -> None:
         error = {"code": code, "message": message}
-        await self._close_message("incomplete", "run_failed", self._call_usage(), "failed")
+        # a step's last_error takes server_error or rate_limit_exceeded only (RunStepObject)
+        step_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
+        await self._close_message("incomplete", "run_failed", self._call_usage(), "failed", step_error)
         step = self.open.tool_step
         if step is not None and step.status == "in_progress":
             step.status, step.failed_at = "failed", now()
-            step.last_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
+            step.last_error = step_error
             step.usage = self._call_usage()
             async with self.db.session(write=True, inline=True, urgent=True) as s:
                 await _write_step(s, step)

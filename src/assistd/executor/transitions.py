@@ -33,6 +33,8 @@ StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired
 
 ACTIVE: Final[frozenset[str]] = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL: Final[frozenset[str]] = frozenset({"completed", "incomplete", "failed", "cancelled", "expired"})
+# An ended run has nothing left to expire: its ``expires_at`` is null (an expired one keeps it).
+NO_LONGER_EXPIRES: Final[frozenset[str]] = TERMINAL - {"expired"}
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     "queued": frozenset({"in_progress", "cancelling", "failed", "expired"}),
@@ -94,6 +96,8 @@ async def transition_rows(
     **values: Any,
 ) -> list[Any]:
     """``transition_row()`` for several runs in one statement: the rows that moved, in no order."""
+    if to in NO_LONGER_EXPIRES and "expires_at" not in values:
+        values = {**values, "expires_at": None}  # as the spec's examples of ended runs show
     allowed = predecessors(to)
     if only_from is not None:
         allowed = allowed & frozenset(only_from)
