@@ -220,3 +220,27 @@ async def test_an_answer_that_is_only_a_chart_streams_through_the_sdk(sdk: opena
     stored = await sdk.beta.threads.messages.retrieve(message_id=msg.id, thread_id=thread.id)
     assert stored.content == msg.content
     assert (await sdk.files.content(msg.content[0].image_file.file_id)).content[:4] == b"\x89PNG"
+
+
+async def test_cancel_while_code_runs_keeps_the_call_in_the_cancelled_step(
+    client: httpx.AsyncClient, llm: FakeLLM
+) -> None:
+    a = await assistant(client)
+    t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "wait"}]})).json()["id"]
+    code = "import time\ntime.sleep(30)"
+    llm.set_turns([code_call(code)])
+    run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+    for _ in range(1000):  # the model has written the call: the code is running
+        if llm.chat_requests and not llm.active_responses:
+            steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
+            if steps:
+                break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert (await client.post(f"/threads/{t}/runs/{run['id']}/cancel")).json()["status"] == "cancelling"
+    done = await wait_status(client, t, run["id"], "cancelled")
+    assert done["usage"] is not None
+    (step,) = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
+    assert step["status"] == "cancelled" and step["usage"] is not None
+    (call,) = step["step_details"]["tool_calls"]
+    assert call["type"] == "code_interpreter" and call["code_interpreter"]["input"] == code

@@ -318,6 +318,7 @@ class TestCancel:
         assert r.json()["status"] == "cancelling"
         done = await wait_status(client, t, run["id"], "cancelled")
         assert done["cancelled_at"] is not None and done["expires_at"] is None
+        assert done["usage"] is not None
         msg = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"][0]
         assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "run_cancelled"}
         step = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"][0]
@@ -341,6 +342,7 @@ class TestCancel:
         assert (await client.post(f"/threads/{t}/runs/{run['id']}/cancel")).json()["status"] == "cancelling"
         done = await wait_status(client, t, run["id"], "cancelled")
         assert done["required_action"] is None  # nothing is required of a cancelled run
+        assert done["usage"] is not None
         steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
         assert steps[0]["status"] == "cancelled"
         # The thread is free again.
@@ -536,10 +538,28 @@ class TestUpstreamFaults:
         assert (await client.get(f"/threads/{t}/runs/{run['id']}")).json()["status"] == "failed"
         for m in (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]:
             assert m["status"] == "incomplete" and m["incomplete_details"] == {"reason": "run_failed"}
+        assert run["usage"] is not None  # an ended run has usage, even if no call finished
+        assert run["usage"]["total_tokens"] == run["usage"]["prompt_tokens"] + run["usage"]["completion_tokens"]
         for step in (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]:
             assert step["status"] == "failed" and step["last_error"] == run["last_error"]  # each failed step says why
         failed_steps = [d for n, d in events if n == "thread.run.step.failed"]
         assert all(d["last_error"] == run["last_error"] for d in failed_steps)
+
+    async def test_a_tool_call_cut_off_keeps_what_came_in_its_failed_step(
+        self, client: httpx.AsyncClient, llm: FakeLLM
+    ) -> None:
+        turn = {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}], "arguments_chunk_size": 4}
+        llm.set_turns([{**turn, "fault": {"type": "drop", "after_chunks": 3}, "times": 3}])
+        a = (await client.post("/assistants", json={"model": "fast-model", "tools": [WEATHER]})).json()["id"]
+        t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]})).json()["id"]
+        events = await sse(client, f"/threads/{t}/runs", {"assistant_id": a})
+        assert names(events)[-3:] == ["thread.run.step.failed", "thread.run.failed", "done"]
+        failed = events[-3][1]
+        (call,) = failed["step_details"]["tool_calls"]
+        assert call["id"].startswith("call_") and call["function"]["name"] == "get_weather"
+        assert '{"city":"Paris"}'.startswith(call["function"]["arguments"])  # as far as it came
+        step = (await client.get(f"/threads/{t}/runs/{failed['run_id']}/steps/{failed['id']}")).json()
+        assert step["step_details"] == failed["step_details"] and step["usage"] is not None
 
     async def test_unreachable_upstream_fails_fast(self, client: httpx.AsyncClient) -> None:
         a = (await client.post("/assistants", json={"model": "unreachable-model"})).json()["id"]

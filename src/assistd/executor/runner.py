@@ -36,7 +36,7 @@ from assistd.executor.tools import (
     partial_code,
     search_queries,
 )
-from assistd.executor.transitions import transition, transition_row
+from assistd.executor.transitions import NO_USAGE, transition, transition_row
 from assistd.ids import new_id
 from assistd.llm.errors import UpstreamError
 from assistd.llm.protocol import (
@@ -590,11 +590,25 @@ class RunRunner:
         if step is not None and step.status == "in_progress":
             step.status, step.failed_at = "failed", now()
             step.last_error = step_error
-            step.usage = self._call_usage()
-            async with self.db.session(write=True, inline=True, urgent=True) as s:
-                await _write_step(s, step)
-            self.emit("thread.run.step.failed", self._step_object(step))
+            await self._end_tool_step(step, "thread.run.step.failed")
+        self._usage_so_far()
         await self._finish("failed", last_error=error, failed_at=now())
+
+    async def _end_tool_step(self, step: RunStep, event: str) -> None:
+        """A tool step ended early (failed, cancelled) still shows the calls the model made, as far
+        as they came, and what its call used."""
+        if self.open.calls and not step.step_details.get("tool_calls"):
+            calls = [self.open.calls[i] for i in sorted(self.open.calls)]
+            step.step_details = {"type": "tool_calls", "tool_calls": calls}
+        step.usage = self._call_usage()
+        async with self.db.session(write=True, inline=True, urgent=True) as s:
+            await _write_step(s, step)
+        self.emit(event, self._step_object(step))
+
+    def _usage_so_far(self) -> None:
+        """An ended run has usage (null only while it runs): the calls settled, or the one cut short."""
+        if self.run.usage is None:
+            self._add_usage(self._call_usage())
 
     async def _stopped(self) -> None:
         """The task was cancelled: a cancel request, shutdown, or a lost lease."""
@@ -604,9 +618,8 @@ class RunRunner:
             step = self.open.tool_step
             if step is not None and step.status == "in_progress":
                 step.status, step.cancelled_at = "cancelled", now()
-                async with self.db.session(write=True, inline=True, urgent=True) as s:
-                    await _write_step(s, step)
-                self.emit("thread.run.step.cancelled", self._step_object(step))
+                await self._end_tool_step(step, "thread.run.step.cancelled")
+            self._usage_so_far()
             await self._finish("cancelled", cancelled_at=now())
         elif reason == StopReason.SHUTDOWN:
             # Hand the run back: drop what this attempt wrote, requeue it for another executor.
@@ -667,6 +680,9 @@ async def finalize_cancel(executor: Executor, run_id: str) -> None:
             .execution_options(synchronize_session=False)
         )
         run = await s.scalar(select(Run).where(Run.id == run_id))
+        if run is not None and run.usage is None:  # cancelled before any model call: it used nothing
+            run.usage = NO_USAGE
+            await s.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(usage=NO_USAGE))
     for step in steps:
         step.status, step.cancelled_at = "cancelled", t
         bus.publish(run_id, "thread.run.step.cancelled", step_to_object(step))

@@ -33,6 +33,8 @@ StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired
 
 ACTIVE: Final[frozenset[str]] = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL: Final[frozenset[str]] = frozenset({"completed", "incomplete", "failed", "cancelled", "expired"})
+# The usage of an ended run that never called the model (usage is null only while a run is active).
+NO_USAGE: Final[dict[str, int]] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 # An ended run has nothing left to expire: its ``expires_at`` is null (an expired one keeps it).
 NO_LONGER_EXPIRES: Final[frozenset[str]] = TERMINAL - {"expired"}
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, select, update
 
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
-from assistd.executor.transitions import transition, transition_rows
+from assistd.executor.transitions import NO_USAGE, transition, transition_rows
 from assistd.ids import random_token
 from assistd.models import Message, Run, RunStep
 from assistd.runs.protocol import step_to_object
@@ -335,6 +335,8 @@ class Executor:
         )
         if not ok:
             return
+        if await s.scalar(select(Run.usage).where(Run.id == run_id)) is None:  # its calls' usage died with it
+            await s.execute(update(Run).where(Run.id == run_id).values(usage=NO_USAGE))
         await s.execute(
             update(RunStep)
             .where(RunStep.run_id == run_id, RunStep.status == "in_progress")
