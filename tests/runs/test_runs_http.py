@@ -496,6 +496,24 @@ class TestTokenCaps:
         assert events[-2][1]["incomplete_details"] == {"reason": "max_prompt_tokens"}
         assert llm.chat_requests == []
 
+    async def test_max_prompt_tokens_holds_across_the_runs_model_calls(
+        self, client: httpx.AsyncClient, llm: FakeLLM
+    ) -> None:
+        # the first call fits, but reports using 290 of the 300: what is left cannot hold the next prompt
+        call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+        llm.set_turns([{"tool_calls": [call], "usage": {"prompt_tokens": 290, "completion_tokens": 5}}, "Rainy."])
+        a, t = await setup(client, tools=[WEATHER])
+        run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a, "max_prompt_tokens": 300})).json()
+        run = await wait_status(client, t, run["id"], "requires_action")
+        (c,) = run["required_action"]["submit_tool_outputs"]["tool_calls"]
+        outputs = {"tool_outputs": [{"tool_call_id": c["id"], "output": "rain"}]}
+        assert (
+            await client.post(f"/threads/{t}/runs/{run['id']}/submit_tool_outputs", json=outputs)
+        ).status_code == 200
+        done = await wait_status(client, t, run["id"], "incomplete", "completed")
+        assert done["status"] == "incomplete" and done["incomplete_details"] == {"reason": "max_prompt_tokens"}
+        assert len(llm.chat_requests) == 1 and done["usage"]["prompt_tokens"] == 290
+
 
 class TestUpstreamFaults:
     @pytest.mark.parametrize(

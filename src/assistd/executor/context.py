@@ -4,8 +4,8 @@ The thread's messages (from every assistant that spoke on it) come first, in ord
 this run wrote itself; then this run's steps in order: a message step as the assistant's text, a
 tool-call step as the assistant's ``tool_calls`` followed by one ``tool`` message per output.
 Truncation (``truncation_strategy``) applies to the thread's messages only: ``last_messages``
-keeps the newest N; ``auto`` drops the oldest until the prompt fits ``max_prompt_tokens`` (or the
-upstream's context window).
+keeps the newest N; ``auto`` drops the oldest until the prompt fits what the run's earlier model
+calls left of ``max_prompt_tokens`` (or the upstream's context window).
 """
 
 from __future__ import annotations
@@ -87,7 +87,11 @@ def build_context(
     *,
     count: Callable[[list[dict[str, Any]]], int] | None = None,
     context_window: int | None = None,
+    prompt_tokens_used: int = 0,
 ) -> Context:
+    """The chat messages of the run's next model call. ``max_prompt_tokens`` holds across the whole
+    run (the spec: "across multiple turns of the run"): this call gets what the earlier calls'
+    ``prompt_tokens_used`` left of it."""
     own = {m.id: m for m in thread_messages if m.run_id == run.id}
     history = [message_to_chat(m) for m in thread_messages if m.run_id != run.id and m.content]
     ts = run.truncation_strategy or {"type": "auto"}
@@ -95,7 +99,7 @@ def build_context(
         history = history[-int(ts["last_messages"]) :]
     head = [{"role": "system", "content": run.instructions}] if run.instructions else []
     tail = steps_to_chat(run_steps, own)
-    budget = run.max_prompt_tokens or context_window
+    budget = run.max_prompt_tokens - prompt_tokens_used if run.max_prompt_tokens else context_window
     if count is None or budget is None:
         return Context([*head, *history, *tail], None, False)
     # Each message is counted once; dropping the oldest subtracts its share.

@@ -173,6 +173,7 @@ class RunRunner:
         ctx_kw = {
             "count": lambda msgs: self.ex.count_tokens(run.model, msgs),
             "context_window": llm.context_window(run.model),
+            "prompt_tokens_used": (run.usage or {}).get("prompt_tokens", 0),
         }
         if sum(len(str(m.content)) for m in messages) + len(run.instructions or "") < INLINE_CONTEXT_CHARS:
             ctx = build_context(*ctx_args, **ctx_kw)  # small: cheaper than a thread hop
