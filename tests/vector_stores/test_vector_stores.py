@@ -248,6 +248,20 @@ class TestFiles:
         assert_error(await client.post(f"/vector_stores/{vs}/files", json={"file_id": "vs_x"}), 400, param="file_id")
         assert_error(await client.post("/vector_stores/vs_nope/files", json={"file_id": fid}), 404)
 
+    async def test_pdf_pages_read_as_pages_without_page_break_characters(self, client: httpx.AsyncClient) -> None:
+        from tests.retrieval.docgen import make_pdf
+
+        vs = (await client.post("/vector_stores", json={})).json()["id"]
+        pdf = make_pdf([["First page about apples"], ["Second page about oranges"]])
+        fid = await upload(client, "fruit.pdf", pdf)
+        await client.post(f"/vector_stores/{vs}/files", json={"file_id": fid})
+        assert (await poll_file(client, vs, fid))["status"] == "completed"
+        c = (await client.get(f"/vector_stores/{vs}/files/{fid}/content")).json()
+        assert [p["text"] for p in c["data"]] == ["First page about apples", "Second page about oranges"]
+        hits = (await client.post(f"/vector_stores/{vs}/search", json={"query": "apples oranges"})).json()["data"]
+        text = hits[0]["content"][0]["text"]
+        assert "apples" in text and "oranges" in text and "\f" not in text
+
     async def test_failed_files(self, client: httpx.AsyncClient) -> None:
         vs = (await client.post("/vector_stores", json={})).json()["id"]
         bad = {

@@ -32,6 +32,7 @@ from assistd import ingest
 from assistd.ids import random_token
 from assistd.models import Chunk, File, VectorStore, VectorStoreFile, VectorStoreFileText
 from assistd.retrieval.index import backend, ensure_hnsw, get_embedder, insert_chunks
+from assistd.retrieval.parsing import PAGE_BREAK
 
 if TYPE_CHECKING:
     from assistd.state import AppState
@@ -229,7 +230,7 @@ class Ingester:
                 "vector_store_id": sid,
                 "file_id": fid,
                 "idx": c.index,
-                "text": c.text,
+                "text": c.text.replace("\f", "\n"),  # a page break inside a chunk reads as a line break
                 "start_offset": c.start,
                 "end_offset": c.end,
                 "tokens": c.tokens,
@@ -240,7 +241,8 @@ class Ingester:
             for i, c in enumerate(chunks)
         ]
         usage = sum(len(c.text.encode()) for c in chunks) + vectors.nbytes
-        pages = doc.text.split("\f") if "\f" in doc.text else [doc.text]
+        # the content endpoint's pages: what each page says, without the break between them
+        pages = doc.text.split(PAGE_BREAK) if doc.pages else [doc.text]
         async with state.db.session(write=True) as s:
             done = await s.execute(
                 update(VectorStoreFile)
