@@ -3,15 +3,13 @@ loop has just deleted; the list goes on from where that object stood."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import openai
 
 from assistd.pagination import forget_deleted_cursors
 from assistd.timeutil import now
 from tests.conftest import assert_error
-from tests.vector_stores.test_vector_stores import upload
+from tests.vector_stores.test_vector_stores import poll_file, upload
 
 
 async def test_deleting_every_assistant_while_the_sdk_pages(sdk: openai.AsyncOpenAI) -> None:
@@ -54,12 +52,8 @@ async def test_a_cursor_that_left_the_filter_or_the_store_still_pages(client: ht
         assert (await client.post(f"/vector_stores/{vs}/files", json={"file_id": fid})).status_code == 200
     # ingestion moves files out of filter=in_progress between two pages: the cursor is still a place
     for fid in ids:
-        for _ in range(500):
-            if (await client.get(f"/vector_stores/{vs}/files/{fid}")).json()["status"] == "completed":
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"{fid} was not ingested")
+        f = await poll_file(client, vs, fid)
+        assert f["status"] == "completed", f["last_error"]
     page = (await client.get(f"/vector_stores/{vs}/files", params={"filter": "completed", "limit": 2})).json()
     r = await client.get(f"/vector_stores/{vs}/files", params={"filter": "in_progress", "after": page["last_id"]})
     assert r.status_code == 200 and r.json()["data"] == []

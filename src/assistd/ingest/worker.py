@@ -64,7 +64,7 @@ class Ingester:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._running: dict[tuple[int, str, str], asyncio.Task[None]] = {}  # (seq, store, file)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -156,12 +156,12 @@ class Ingester:
         return dict(row._mapping) if row is not None else None
 
     def _start(self, job: dict[str, Any]) -> None:
-        seq = job["seq"]
+        key = (job["seq"], job["vector_store_id"], job["id"])
         task = asyncio.create_task(self._run(job), name=f"ingest-{job['id']}")
-        self._running[seq] = task
+        self._running[key] = task
 
         def _done(_t: asyncio.Task[None]) -> None:
-            self._running.pop(seq, None)
+            self._running.pop(key, None)
             self.wake()
 
         task.add_done_callback(_done)
@@ -246,7 +246,7 @@ class Ingester:
         async with state.db.session(write=True) as s:
             done = await s.execute(
                 update(VectorStoreFile)
-                .where(C.seq == job["seq"], C.status == "in_progress", C.lease_owner == self.owner)
+                .where(*self._held(job))
                 .values(status="completed", usage_bytes=usage, last_error=None, lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -265,11 +265,23 @@ class Ingester:
             )
         log.info("ingested %s into %s: %d chunks", fid, sid, len(chunks))
 
+    def _held(self, job: dict[str, Any]) -> list[Any]:
+        """The job's row while this ingester holds it. By its file and store too, not only its
+        ``seq``: SQLite gives a deleted row's seq to the next row inserted, so a file detached while
+        it was parsed must not end (or renew) the file that took its place."""
+        return [
+            C.seq == job["seq"],
+            C.id == job["id"],
+            C.vector_store_id == job["vector_store_id"],
+            C.status == "in_progress",
+            C.lease_owner == self.owner,
+        ]
+
     async def _renew(self, job: dict[str, Any]) -> None:
         async with self.state.db.session(write=True) as s:
             r = await s.execute(
                 update(VectorStoreFile)
-                .where(C.seq == job["seq"], C.status == "in_progress", C.lease_owner == self.owner)
+                .where(*self._held(job))
                 .values(lease_expires_at=time.time() + self.lease_seconds)
                 .execution_options(synchronize_session=False)
             )
@@ -283,7 +295,7 @@ class Ingester:
             async with self.state.db.session(write=True) as s:
                 await s.execute(
                     update(VectorStoreFile)
-                    .where(C.seq == job["seq"], C.status == "in_progress", C.lease_owner == self.owner)
+                    .where(*self._held(job))
                     .values(
                         status="failed",
                         last_error={"code": code, "message": message},
@@ -301,18 +313,18 @@ class Ingester:
             if not self._running:
                 continue
             try:
-                seqs = list(self._running)
+                keys = list(self._running)
                 async with self.state.db.session(write=True) as s:
                     rows = await s.execute(
                         update(VectorStoreFile)
-                        .where(C.seq.in_(seqs), C.lease_owner == self.owner, C.status == "in_progress")
+                        .where(C.seq.in_([k[0] for k in keys]), C.lease_owner == self.owner, C.status == "in_progress")
                         .values(lease_expires_at=time.time() + self.lease_seconds)
-                        .returning(C.seq)
+                        .returning(C.seq, C.vector_store_id, C.id)
                         .execution_options(synchronize_session=False)
                     )
-                    alive = {r[0] for r in rows}
-                for seq in seqs:
-                    if seq not in alive and seq in self._running:
-                        self._running[seq].cancel()
+                    alive = {tuple(r) for r in rows}
+                for key in keys:
+                    if key not in alive and key in self._running:
+                        self._running[key].cancel()
             except Exception:
                 log.exception("ingest heartbeat failed")
