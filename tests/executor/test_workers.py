@@ -110,6 +110,25 @@ async def test_a_worker_executes_and_the_api_streams(api, settings, llm: FakeLLM
                 return (await client.get(f"/threads/{t}/runs/{run['id']}")).json()["status"] == "cancelled"
 
             await until(cancelled, 10)
+            # streamed here, executed there, cancelled here: the stream gets every ending event
+            llm.set_turns(
+                [{"match": {"last_user_contains": "stream me"}, "text": "slow " * 300, "tokens_per_second": 30}]
+            )
+            t2 = (await client.post("/threads", json={"messages": [{"role": "user", "content": "stream me"}]})).json()
+            t2 = t2["id"]
+            streamed = asyncio.create_task(sse(client, f"/threads/{t2}/runs", {"assistant_id": a}))
+
+            async def answering() -> Any:
+                runs = (await client.get(f"/threads/{t2}/runs")).json()["data"]
+                return runs and runs[0]["status"] == "in_progress" and llm.active_responses > 0 and runs[0]["id"]
+
+            run2 = await until(answering)
+            await asyncio.sleep(0.2)
+            assert (await client.post(f"/threads/{t2}/runs/{run2}/cancel")).status_code == 200
+            names_seen = names(await asyncio.wait_for(streamed, 20))
+            at = names_seen.index("thread.run.cancelling")
+            assert sorted(names_seen[at + 1 : at + 3]) == ["thread.message.incomplete", "thread.run.step.cancelled"]
+            assert names_seen[at + 3 :] == ["thread.run.cancelled", "done"]
     finally:
         out = stop_worker(worker)
     assert worker.returncode == 0, out

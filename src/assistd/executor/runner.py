@@ -615,6 +615,7 @@ class RunRunner:
         """The task was cancelled: a cancel request, shutdown, or a lost lease."""
         reason = self.stop_reason
         if reason == StopReason.CANCEL:
+            self.emit("thread.run.cancelling", {**run_object(self.run), "status": "cancelling"})
             await self._close_message("incomplete", "run_cancelled", self._call_usage(), "cancelled")
             step = self.open.tool_step
             if step is not None and step.status == "in_progress":
@@ -684,6 +685,8 @@ async def finalize_cancel(executor: Executor, run_id: str) -> None:
         if run is not None and run.usage is None:  # cancelled before any model call: it used nothing
             run.usage = NO_USAGE
             await s.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(usage=NO_USAGE))
+    if run is not None:  # CONTRACT §7: a cancel's events start with it
+        bus.publish(run_id, "thread.run.cancelling", {**run_object(run), "status": "cancelling", "cancelled_at": None})
     for step in steps:
         step.status, step.cancelled_at = "cancelled", t
         bus.publish(run_id, "thread.run.step.cancelled", step_to_object(step))

@@ -141,6 +141,10 @@ class RunEventBus:
         for sub in subs:
             sub.queue.put_nowait((event, payload))
 
+    def announce(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        """An event from a request rather than the run's executor (see pgbus); here the same."""
+        self.publish(run_id, event, data)
+
     def has_subscribers(self, run_id: str) -> bool:
         return bool(self._subs.get(run_id))
 

@@ -180,6 +180,22 @@ class PostgresEventBus(RunEventBus):
             self._pending.append((run_id, event, payload))
             self._has_pending.set()
 
+    def announce(self, run_id: str, event: str, data: dict[str, Any]) -> None:
+        """An event about a run from a request, not from its executor (``thread.run.cancelling``, a
+        deleted thread's ``error``): streams fed in memory by this process's executor get it in
+        memory; every other stream, here or in another process, through the log, after the events
+        already published (``publish`` would mark this process's streams as fed in memory, and they
+        would stop relaying the events of the worker that executes the run)."""
+        import orjson
+
+        payload = orjson.dumps(data)
+        for sub in self._subs.get(run_id, ()):
+            if sub.local:
+                sub.queue.put_nowait((event, payload))
+        self._renew_stock = True
+        self._pending.append((run_id, event, payload))
+        self._has_pending.set()
+
     def renew_sequence(self) -> None:
         """This process starts executing a run: events it publishes from now on take sequence values
         drawn after now, not from its stock (drawn earlier), so that they come after every event of

@@ -170,14 +170,10 @@ async def cancel_run(
 ) -> JSONResponse:
     """Cancels a run: it answers ``cancelling`` and ends ``cancelled``."""
     run = await service.cancel_run(session, project, thread_id, run_id)
-    obj = to_object(run)
-
-    def cancelling() -> None:  # streams see it first (CONTRACT §7 "Other endings"), then the run stops
-        state.bus.publish(run.id, "thread.run.cancelling", obj)
-        state.cancel_requested(run.id)
-
-    on_commit(session, cancelling)
-    return json_response(obj)
+    # Streams get `thread.run.cancelling` from the executor that stops the run, before its endings
+    # (in order with them, whichever process executes it).
+    on_commit(session, lambda: state.cancel_requested(run.id))
+    return json_response(to_object(run))
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", operation_id="submitToolOuputsToRun")

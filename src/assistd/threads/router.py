@@ -65,7 +65,7 @@ async def delete_thread(thread_id: str, session: WriteSessionDep, project: Proje
 
         def end_streams() -> None:  # now (an `error` event), not when their watchdog next looks
             for run_id in active:
-                state.bus.publish(run_id, ERROR, run_gone(run_id))
+                state.bus.announce(run_id, ERROR, run_gone(run_id))
 
         on_commit(session, end_streams)
     if state.sandbox is not None:
