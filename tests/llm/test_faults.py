@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -67,12 +68,6 @@ class TestRetried:
         assert (await collect(client)).text == TEXT
         assert len(fake.chat_requests) == 2
 
-    async def test_slow_first_chunk_is_retried(self, fake: FakeLLM, make_client: MakeClient):
-        client = make_client(timeout_seconds=0.3)
-        fake.load([{"text": TEXT, "ttft_ms": 3000}, TEXT])
-        assert (await collect(client)).text == TEXT
-        assert len(fake.chat_requests) == 2
-
     async def test_error_event_before_output_is_retried(self, fake: FakeLLM, client: LLMClient):
         fake.load([{"text": TEXT, "fault": {"type": "stream_error", "after_chunks": 1}}, TEXT])
         assert (await collect(client)).text == TEXT
@@ -131,13 +126,56 @@ class TestExhausted:
             f"upstream http://127.0.0.1:{port}/v1 (model 'fake-model'): connection refused (gave up after 3 attempts)"
         )
 
-    async def test_first_chunk_timeout(self, fake: FakeLLM, make_client: MakeClient):
-        client = make_client(timeout_seconds=0.2, max_retries=0)
-        fake.load([{"text": TEXT, "ttft_ms": 3000}])
+
+class TestFirstChunkTime:
+    """A slow first chunk from an upstream that answers GET /models is waited for (it is loading or
+    reading a long prompt), up to load_timeout_seconds; a hung one fails at timeout_seconds; a
+    time-out is never retried."""
+
+    async def test_alive_upstream_gets_more_time_once(self, fake: FakeLLM, make_client: MakeClient):
+        client = make_client(timeout_seconds=0.3)
+        fake.load([{"text": TEXT, "ttft_ms": 1500}, TEXT])
+        result = await collect(client)
+        assert result.text == TEXT
+        assert len(fake.chat_requests) == 1  # waited for, not sent again
+        assert [r.path for r in fake.requests if r.method == "GET"] == ["/v1/models"]
+
+    async def test_alive_upstream_fails_at_load_timeout(self, fake: FakeLLM, make_client: MakeClient):
+        client = make_client(timeout_seconds=0.2, load_timeout_seconds=0.8)
+        fake.load([{"text": TEXT, "ttft_ms": 5000}, TEXT])
         error, _, seconds = await failing(client)
         assert isinstance(error, UpstreamTimeoutError)
-        assert "no first chunk within 0.2 s" in error.message
-        assert seconds < 1
+        assert not error.retryable
+        assert "it answered GET /models" in error.message
+        assert "load_timeout_seconds = 0.8 s" in error.message
+        assert 0.7 < seconds < 2
+        assert len(fake.chat_requests) == 1
+
+    async def test_hung_upstream_fails_at_timeout_without_retries(self, make_client: MakeClient):
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)  # accept, read nothing, answer nothing
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(hang, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            client = make_client(base_url=f"http://127.0.0.1:{port}/v1", timeout_seconds=0.5, max_retries=2)
+            error, events, seconds = await failing(client)
+        finally:
+            server.close()
+            for w in accepted:
+                w.close()
+        assert isinstance(error, UpstreamTimeoutError)
+        assert error.code == "server_error"
+        assert not events
+        assert error.message == (
+            f"upstream http://127.0.0.1:{port}/v1 (model 'fake-model'): timed out (no response within 0.5 s, "
+            "and it does not answer GET /models either: is it hung or overloaded?)"
+        )
+        assert seconds < 2.5  # 0.5 s, then a probe of at most 0.5 s; never three full waits
+        assert len(accepted) == 2  # the chat request and the probe: no retry
 
 
 class TestNotRetried:

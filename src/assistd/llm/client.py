@@ -4,9 +4,13 @@
 else the default), sends the body its dialect takes and yields normalized events
 (:mod:`assistd.llm.protocol`). Policy:
 
+- **Time-outs**: the first chunk is due within ``timeout_seconds`` (60 s). Past that, the upstream
+  gets more time, up to ``load_timeout_seconds`` (600 s) in all, only while it still answers
+  ``GET /models`` (checked then and every 15 s): it is alive, loading the model or reading a long
+  prompt. An upstream that answers nothing is hung, and the request fails at ``timeout_seconds``.
+  A time-out is not retried. Mid-stream, ``read_timeout_seconds`` (60 s) of silence fails it.
 - **Retries**, up to ``max_retries`` (default 2) and only while nothing has been yielded: on a
-  connection error, on no first chunk within ``timeout_seconds``, on 429, 408 and 5xx, and on a
-  stream that breaks or stalls before its first event. The wait is ``retry-after-ms`` or
+  connection error, on 429, 408 and 5xx, and on a stream that breaks before its first event. The wait is ``retry-after-ms`` or
   ``Retry-After`` (seconds or an HTTP date) when given, else ``0.5 s·2ⁿ`` capped at 8 s, less up
   to 25 % jitter. A Retry-After over ``max_retry_after_seconds`` (30 s) gives up at once. Once an
   event has been yielded nothing is retried: the caller has seen part of the answer.
@@ -34,9 +38,9 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import orjson
@@ -56,6 +60,7 @@ from assistd.llm.errors import (
     UpstreamTimeoutError,
 )
 from assistd.llm.normalize import StreamNormalizer, completion_as_chunk
+from assistd.llm.probe import PROBE_TIMEOUT_SECONDS, Probe, ProbeCache, probe_upstream
 from assistd.llm.protocol import ChatRequest, StreamEvent, Usage
 from assistd.llm.retry import backoff_delay, retry_after_seconds
 from assistd.llm.sse import SSEDecoder, SSEEvent, split_payloads
@@ -65,7 +70,12 @@ __all__ = ["LLMClient", "ResolvedModel"]
 
 log = logging.getLogger("assistd.llm")
 
+T = TypeVar("T")
+
 _MAX_ERROR_BODY = 64 * 1024
+# While an upstream that answers GET /models is given more time for its first chunk, it is asked
+# again this often (and a line is logged the first time).
+_ALIVE_RECHECK_SECONDS = 15.0
 _MAX_LEARNING = 6  # resends after a learned dialect change, per request
 # Known context windows of OpenAI's models, used when the upstream's context_window is not set.
 _KNOWN_WINDOWS: tuple[tuple[str, int], ...] = (
@@ -118,6 +128,7 @@ class LLMClient:
         self._lean: LeanTransport | None = None  # plain-HTTP upstreams (see llm/transport.py)
         self._draining: set[asyncio.Task[None]] = set()  # finished responses read to their end
         self._dialects: dict[tuple[str, str], Dialect] = {}
+        self._probes = ProbeCache()
 
     # -- routing ---------------------------------------------------------------------------------
     def resolve(self, model: str) -> ResolvedModel:
@@ -139,6 +150,28 @@ class LLMClient:
                 if bare == prefix or bare.startswith(prefix + "-"):
                     return window
         return None
+
+    def upstreams(self) -> list[Upstream]:
+        """Every distinct upstream the configuration can send to: the default first, then the routes'."""
+        seen: dict[tuple[str, str | None], Upstream] = {}
+        for upstream in (self.config.default, *(r.upstream for r in self.config.routes)):
+            seen.setdefault((upstream.base_url, upstream.api_key), upstream)
+        return list(seen.values())
+
+    async def probe(
+        self, upstream: Upstream, *, max_age: float | None = None, seconds: float = PROBE_TIMEOUT_SECONDS
+    ) -> Probe:
+        """``GET {base}/models`` on ``upstream`` (remembered for 10 s, or ``max_age``): what it lists,
+        and whether it answers at all (within ``seconds``). Never raises for the upstream's faults."""
+
+        async def make() -> Probe:
+            shard = self._client(upstream)
+            try:
+                return await probe_upstream(shard.client, upstream.headers, seconds)
+            finally:
+                shard.busy -= 1
+
+        return await self._probes.get((upstream.base_url, upstream.api_key), make, max_age=max_age)
 
     def dialect(self, model: str) -> Dialect:
         """What the upstream serving ``model`` takes, as learned so far (a live object)."""
@@ -324,29 +357,25 @@ class LLMClient:
             headers={"content-type": "application/json", "accept": "text/event-stream", **upstream.headers},
             timeout=httpx.Timeout(connect=connect, read=None, write=connect, pool=connect),
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + upstream.timeout_seconds
+        first = _FirstChunkClock(self, upstream, where)
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await client.send(request, stream=True)
+            response = await first.wait(client.send(request, stream=True))
         except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"{where}: timed out (no response within {upstream.timeout_seconds:g} s)", upstream=upstream.base_url
-            ) from None
+            raise first.error("no response") from None
         except httpx.ConnectTimeout:
             raise UpstreamConnectionError(
                 f"{where}: timed out connecting (no connection within {connect:g} s)", upstream=upstream.base_url
             ) from None
         except httpx.TransportError as exc:
             raise UpstreamConnectionError(
-                f"{where}: {_describe_transport_error(exc)}", upstream=upstream.base_url
+                f"{where}: {describe_transport_error(exc)}", upstream=upstream.base_url
             ) from exc
         try:
             if not 200 <= response.status_code < 300:
                 raise await self._status_error(response, upstream, body, dialect, learned, where)
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
-                for event in await self._whole_body(response, upstream, normalizer, deadline, where):
+                for event in await self._whole_body(response, upstream, normalizer, first, where):
                     yield event
                 return
             decoder = SSEDecoder()
@@ -371,8 +400,7 @@ class LLMClient:
                                 async with asyncio.timeout(upstream.read_timeout_seconds):
                                     line = await lines.next()
                         else:
-                            async with asyncio.timeout_at(deadline):
-                                line = await lines.next()
+                            line = await first.wait(lines.next())
                 except StopAsyncIteration:
                     break
                 except (TimeoutError, httpx.ReadTimeout):
@@ -381,13 +409,10 @@ class LLMClient:
                             f"{where}: stream stalled for {upstream.read_timeout_seconds:g} s",
                             upstream=upstream.base_url,
                         ) from None
-                    raise UpstreamTimeoutError(
-                        f"{where}: timed out (no first chunk within {upstream.timeout_seconds:g} s)",
-                        upstream=upstream.base_url,
-                    ) from None
+                    raise first.error("no first chunk") from None
                 except httpx.TransportError as exc:
                     raise UpstreamStreamError(
-                        f"{where}: the stream was interrupted ({_describe_transport_error(exc)})",
+                        f"{where}: the stream was interrupted ({describe_transport_error(exc)})",
                         upstream=upstream.base_url,
                     ) from exc
                 sse = decoder.feed(line)
@@ -450,20 +475,21 @@ class LLMClient:
         return out
 
     async def _whole_body(
-        self, response: httpx.Response, upstream: Upstream, normalizer: StreamNormalizer, deadline: float, where: str
+        self,
+        response: httpx.Response,
+        upstream: Upstream,
+        normalizer: StreamNormalizer,
+        first: _FirstChunkClock,
+        where: str,
     ) -> list[StreamEvent]:
         """A server that ignored ``stream: true`` and sent one ``chat.completion``: its events."""
         try:
-            async with asyncio.timeout_at(deadline):
-                raw = await response.aread()
+            raw = await first.wait(response.aread())
         except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"{where}: timed out (no complete response within {upstream.timeout_seconds:g} s)",
-                upstream=upstream.base_url,
-            ) from None
+            raise first.error("no complete response") from None
         except httpx.TransportError as exc:
             raise UpstreamStreamError(
-                f"{where}: the response was interrupted ({_describe_transport_error(exc)})", upstream=upstream.base_url
+                f"{where}: the response was interrupted ({describe_transport_error(exc)})", upstream=upstream.base_url
             ) from exc
         try:
             data = orjson.loads(raw)
@@ -518,6 +544,74 @@ class LLMClient:
                 error = UpstreamRequestError(text, **kw)
         error.retry_after = retry_after
         return error
+
+
+class _FirstChunkClock:
+    """When an upstream's first chunk is due (see the module docstring's time-outs)."""
+
+    __slots__ = ("client", "deadline", "limit", "started", "upstream", "waited_alive", "where")
+
+    def __init__(self, client: LLMClient, upstream: Upstream, where: str) -> None:
+        self.client, self.upstream, self.where = client, upstream, where
+        self.started = asyncio.get_running_loop().time()
+        self.deadline = self.started + upstream.timeout_seconds
+        self.limit = self.started + max(upstream.load_timeout_seconds, upstream.timeout_seconds)
+        self.waited_alive = False  # the upstream was given more time because it answers GET /models
+
+    async def wait(self, step: Awaitable[T]) -> T:
+        """``step``'s result, or TimeoutError once the first chunk is overdue (``step`` is then cancelled)."""
+        loop = asyncio.get_running_loop()
+        remaining = self.deadline - loop.time()
+        task: asyncio.Future[T] = asyncio.ensure_future(step)
+        try:
+            while True:
+                done, _ = await asyncio.wait((task,), timeout=max(remaining, 0.0))
+                if done:
+                    return task.result()
+                if not await self._still_alive(loop.time()):
+                    raise TimeoutError
+                self.deadline = min(self.limit, loop.time() + _ALIVE_RECHECK_SECONDS)
+                remaining = self.deadline - loop.time()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _still_alive(self, at: float) -> bool:
+        if at >= self.limit:
+            return False
+        probe = await self.client.probe(
+            self.upstream,
+            max_age=_ALIVE_RECHECK_SECONDS / 2,
+            seconds=min(PROBE_TIMEOUT_SECONDS, self.upstream.timeout_seconds),
+        )
+        if not probe.answered:
+            return False
+        if not self.waited_alive:
+            self.waited_alive = True
+            log.info(
+                "%s: no first chunk after %.0f s, but it answers GET /models (loading the model or reading a "
+                "long prompt?): waiting up to %g s in all (load_timeout_seconds)",
+                self.where,
+                at - self.started,
+                self.upstream.load_timeout_seconds,
+            )
+        return True
+
+    def error(self, what: str) -> UpstreamTimeoutError:
+        waited = asyncio.get_running_loop().time() - self.started
+        if self.waited_alive:
+            reason = (
+                f"timed out ({what} within {waited:.0f} s; it answered GET /models, so it was given up to "
+                f"load_timeout_seconds = {self.upstream.load_timeout_seconds:g} s)"
+            )
+        else:
+            reason = (
+                f"timed out ({what} within {self.upstream.timeout_seconds:g} s, and it does not answer "
+                "GET /models either: is it hung or overloaded?)"
+            )
+        return UpstreamTimeoutError(f"{self.where}: {reason}", upstream=self.upstream.base_url)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -604,7 +698,7 @@ async def _drain_and_close(lines: LineReader, response: httpx.Response, seconds:
         await response.aclose()
 
 
-def _describe_transport_error(exc: BaseException) -> str:
+def describe_transport_error(exc: BaseException) -> str:
     """A short human reason for an httpx transport error: "connection refused", "host not found", ..."""
     seen: set[int] = set()
     current: BaseException | None = exc

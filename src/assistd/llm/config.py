@@ -46,10 +46,19 @@ class Upstream(BaseModel):
     # timeouts
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     timeout_seconds: float = Field(
-        default=300.0, gt=0, description="From sending the request to the first chunk (model load, prompt processing)."
+        default=60.0,
+        gt=0,
+        description="From sending the request to the first chunk, unless the upstream shows it is alive "
+        "(see load_timeout_seconds). A time-out is not retried.",
+    )
+    load_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest wait for the first chunk while the upstream still answers GET /models: it is "
+        "alive, loading the model or reading a long prompt (Ollama loads a model on first use).",
     )
     read_timeout_seconds: float = Field(
-        default=120.0, gt=0, description="Longest silence between chunks once the stream has started."
+        default=60.0, gt=0, description="Longest silence between chunks once the stream has started."
     )
 
     # retries (before the first event only)

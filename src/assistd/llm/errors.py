@@ -2,7 +2,7 @@
 
     UpstreamError                    .code .message .retryable .status .upstream .partial
     ├── UpstreamConnectionError      no connection: refused, DNS, TLS, connect timeout     server_error, retryable
-    ├── UpstreamTimeoutError         no first chunk within timeout_seconds                 server_error, retryable
+    ├── UpstreamTimeoutError         no first chunk in time (see LLMClient)                server_error, not retried
     ├── UpstreamStatusError          the upstream answered an HTTP error status (.status)
     │   ├── UpstreamRateLimitError   429, or a Retry-After longer than we wait              rate_limit_exceeded, retryable
     │   ├── UpstreamServerError      5xx, 408                                              server_error, retryable
@@ -84,7 +84,9 @@ class UpstreamConnectionError(UpstreamError):
 
 
 class UpstreamTimeoutError(UpstreamError):
-    retryable = True
+    # Not retried: an upstream that took the whole time-out to say nothing would most likely do
+    # it again, and three full waits are how a run used to hang for 15 minutes.
+    retryable = False
 
 
 class UpstreamStatusError(UpstreamError):
