@@ -108,6 +108,9 @@ async def _run_worker(settings: Settings) -> None:
     state = await AppState.start(settings, background=True, executor=True, relay=False)
     assert state.executor is not None
     tune_after_startup()
+    from assistd.catalog.service import log_upstreams
+
+    state.spawn(log_upstreams(state.llm))
     log = logging.getLogger("assistd")
     log.info("worker %s executing runs (concurrency %d)", state.executor.owner, settings.executor_concurrency)
     stop = asyncio.Event()

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from assistd import __version__
 from assistd.assistants.router import router as assistants_router
+from assistd.catalog.router import router as catalog_router
+from assistd.catalog.service import log_upstreams
 from assistd.config import Settings
 from assistd.errors import register_error_handlers
 from assistd.files.router import router as files_router
@@ -43,6 +45,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
                 "Create one with `assistd keys create --project NAME` to require keys."
             )
         tune_after_startup()
+        own.spawn(log_upstreams(own.llm))
         try:
             yield
         finally:
@@ -76,6 +79,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         files_router,
         uploads_router,
         vector_stores_router,
+        catalog_router,
     ):
         app.include_router(r, prefix="/v1")
     return app

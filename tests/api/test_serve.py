@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from assistd.fakellm import FakeLLM
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -136,6 +138,29 @@ class TestServe:
         assert revoked.returncode == 0 and "revoked" in revoked.stdout
         assert "revoked" in cli("keys", "list", env=env).stdout
         assert cli("keys", "revoke", key_id, env=env).returncode == 1
+
+    def test_startup_names_each_upstream_and_whether_it_answers(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path, None)
+        env["ASSISTD_EMBEDDER"] = "hash"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # nothing listens once the socket is closed
+        with FakeLLM({"models": ["llama3.1:8b", "qwen2.5:7b"]}) as fake:
+            fake_url = fake.base_url
+            env["ASSISTD_UPSTREAM_BASE_URL"] = dead
+            env["ASSISTD_UPSTREAM_ROUTES"] = f'[{{"pattern": "llama*", "base_url": "{fake.base_url}"}}]'
+            with serving(env) as server:
+                models = httpx.get(f"{server.base}/v1/models", headers={"Authorization": "Bearer x"}).json()
+                assert [m["id"] for m in models["data"]] == ["llama3.1:8b"]  # qwen would go to the dead default
+        assert f"upstream {fake_url} (routes llama*) answers GET /models: 2 model(s): llama3.1:8b, qwen2.5:7b" in (
+            server.output
+        )
+        assert (
+            f"WARNING assistd.llm upstream {dead} (the default upstream) does not answer GET /models "
+            "(connection refused): runs on its models will fail until it does. Start the model server "
+            "(Ollama: `ollama serve`, then `ollama pull llama3.1`) or set ASSISTD_UPSTREAM_BASE_URL to one; "
+            "to try assistd offline, run `assistd fake-llm`."
+        ) in server.output
 
     def test_migrate_command(self, tmp_path: Path) -> None:
         env = base_env(tmp_path, None)

@@ -1,0 +1,1 @@
+"""``GET /v1/models``: the models the configured upstreams list, as OpenAI listed its own."""
