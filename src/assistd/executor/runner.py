@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, select, update
 from assistd.db.core import insert_rows
 from assistd.executor.builtins import Resources, code_interpreter, file_search, load_resources
 from assistd.executor.context import build_context
+from assistd.executor.outcome import LOGGED, log_run_end
 from assistd.executor.tools import (
     BUILTINS,
     CODE_INTERPRETER,
@@ -577,6 +578,17 @@ class RunRunner:
             return False
         self.run = Run(**row._mapping)
         self.emit(f"thread.run.{status}", run_object(row))
+        if status in LOGGED:
+            r = self.run
+            log_run_end(
+                self.ex.state.llm,
+                run_id=r.id,
+                thread_id=r.thread_id,
+                model=r.model,
+                status=status,
+                last_error=r.last_error,
+                incomplete_details=r.incomplete_details,
+            )
         return True
 
     async def _incomplete(self, reason: str) -> None:

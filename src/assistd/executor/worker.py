@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from assistd.executor.outcome import log_run_end
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
 from assistd.executor.transitions import NO_USAGE, transition, transition_rows
 from assistd.ids import random_token
@@ -349,7 +350,10 @@ class Executor:
             .values(status="incomplete", incomplete_at=t, incomplete_details={"reason": "run_failed"})
             .execution_options(synchronize_session=False)
         )
-        log.warning("run %s: its worker stopped mid-run; failed", run_id)
+        row = (await s.execute(select(Run.thread_id, Run.model).where(Run.id == run_id))).one()
+        log_run_end(
+            self.state.llm, run_id=run_id, thread_id=row.thread_id, model=row.model, status="failed", last_error=error
+        )
 
     async def _expire(self, run_id: str, t: int) -> None:
         async with self.state.db.session(write=True, inline=True) as s:
@@ -368,6 +372,14 @@ class Executor:
             self.state.bus.publish(run_id, "thread.run.step.expired", step_to_object(step))
         if run is not None:
             self.state.bus.publish(run_id, "thread.run.expired", run_object(run))
+            log_run_end(
+                self.state.llm,
+                run_id=run_id,
+                thread_id=run.thread_id,
+                model=run.model,
+                status="expired",
+                why="no tool outputs were submitted before expires_at",
+            )
 
     async def hand_back(self, run_id: str, step_ids: list[str], message: Message | None) -> None:
         """Shutdown: forget this attempt's partial step/message and requeue the run."""
