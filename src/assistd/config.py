@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     )
     ingest_concurrency: int = Field(default=2, ge=1, description="Files ingested at once per process.")
     ingest_lease_seconds: float = Field(default=120.0, gt=0, description="Lease on a file being ingested.")
+    file_search_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Before a run's first file_search, how long it waits for its stores' files still being "
+        "ingested (as OpenAI did); then it searches what is ready.",
+    )
     sandbox_venv: Path | None = Field(
         default=None,
         description="The code interpreter kernel's venv (`assistd sandbox install`); default data_dir/sandbox/venv.",

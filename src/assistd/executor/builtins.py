@@ -6,15 +6,16 @@ Nothing here holds a database transaction while searching or running code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from assistd.executor.tools import marker
 from assistd.ids import new_id
-from assistd.models import Assistant, File, Thread
+from assistd.models import Assistant, File, Thread, VectorStoreFile
 from assistd.timeutil import now
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class Resources:
 
     vector_store_ids: list[str] = field(default_factory=list)
     code_file_ids: list[str] = field(default_factory=list)
+    # files of the stores still being ingested when the run first searched (after waiting for them)
+    unready_files: int | None = None
 
 
 async def load_resources(state: AppState, run: Run, messages: list[Any]) -> Resources:
@@ -85,6 +88,8 @@ async def file_search(
     from assistd.retrieval.search import search_stores
 
     limit, ranking = search_settings(run, context_window)
+    if res.vector_store_ids and res.unready_files is None:
+        res.unready_files = await wait_for_ingestion(state, run, res.vector_store_ids)
     hits = []
     if res.vector_store_ids and queries:
         hits = await search_stores(
@@ -114,7 +119,44 @@ async def file_search(
         text = "No results found for " + "; ".join(queries) + "."
     else:
         text = "\n\n".join(f"{marker(call_index, n, h.filename)}\n{h.text}" for n, h in enumerate(hits))
+    if res.unready_files:
+        text += f"\n\n({res.unready_files} file(s) were still being processed and could not be searched yet.)"
     return details, text, {(call_index, n): h.file_id for n, h in enumerate(hits)}
+
+
+async def wait_for_ingestion(state: AppState, run: Run, store_ids: list[str]) -> int:
+    """Before a run's first search: wait (up to ``file_search_wait_seconds``, 60 s) until no file of
+    its stores is still being ingested, as OpenAI did, so that a question about a file attached a
+    moment ago finds it. Answers how many are still in progress after the wait (0: all ready)."""
+    c = VectorStoreFile.__table__.c
+    query = (
+        select(func.count())
+        .select_from(VectorStoreFile.__table__)
+        .where(c.vector_store_id.in_(store_ids), c.project_id == run.project_id, c.status == "in_progress")
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + state.settings.file_search_wait_seconds
+    delay = 0.05
+    while True:
+        async with state.db.session(inline=True) as s:
+            pending = int(await s.scalar(query) or 0)
+        remaining = deadline - loop.time()
+        if not pending or remaining <= 0:
+            break
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, 0.5)
+    waited = loop.time() - started
+    if pending:
+        log.warning(
+            "run %s: %d file(s) of its vector stores still in progress after %.0f s; searching what is ready",
+            run.id,
+            pending,
+            waited,
+        )
+    elif waited >= 0.1:
+        log.info("run %s: waited %.1f s for its vector stores' files to be ingested", run.id, waited)
+    return pending
 
 
 # --- code_interpreter -----------------------------------------------------------------------------
