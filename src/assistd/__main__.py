@@ -39,6 +39,13 @@ def _logging(level: str) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
+def _say_database(settings: Settings) -> None:
+    """Every command that uses the database says which (on stderr: stdout stays the command's output)."""
+    from assistd.datadir import describe
+
+    print(f"assistd: {describe(settings)}", file=sys.stderr)
+
+
 def _migrate(settings: Settings) -> None:
     from assistd.db.migrate import upgrade
 
@@ -55,8 +62,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _logging(settings.log_level)
     if settings.auto_migrate:
         _migrate(settings)
+    from assistd.datadir import describe
+
     log = logging.getLogger("assistd")
-    log.info("database: %s", settings.resolved_database_url.split("@")[-1])
+    log.info("using the %s", describe(settings))
     log.info("serving the Assistants API at http://%s:%d/v1", settings.host, settings.port)
     uvicorn.run(
         create_app(settings),
@@ -79,6 +88,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _say_database(settings)
     if settings.auto_migrate:
         _migrate(settings)
     if args.concurrency is not None:
@@ -125,6 +135,7 @@ async def _run_worker(settings: Settings) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings.log_level)
+    _say_database(settings)
     _migrate(settings)
     print("database is at the latest revision")
     return 0
@@ -145,6 +156,18 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from assistd import auth
 
     settings = _settings(args)
+    _say_database(settings)
+    if not args.init and not _database_exists(settings):
+        from assistd.datadir import describe
+
+        print(
+            f"assistd keys: there is no assistd database here ({describe(settings)}).\n"
+            "Keys must go into the database your server uses, or the server stays open to anyone: run this "
+            "where `assistd serve` runs, with the same --data-dir / ASSISTD_DATA_DIR or ASSISTD_DATABASE_URL "
+            "(its start-up log names its database). To create a new database here, add --init.",
+            file=sys.stderr,
+        )
+        return 1
     _migrate(settings)
     if args.keys_cmd == "create":
         key, row, project = asyncio.run(_with_session(settings, lambda s: auth.create_key(s, args.project, args.name)))
@@ -169,6 +192,51 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"revoked {args.key_id}")
         return 0
     return 2
+
+
+def _database_exists(settings: Settings) -> bool:
+    """Whether the database exists and has assistd's tables (its migrations have run)."""
+    from assistd.datadir import sqlite_path
+
+    path = sqlite_path(settings)
+    if path is not None and not path.exists():
+        return False
+
+    async def check() -> bool:
+        from sqlalchemy import inspect
+
+        from assistd.db.session import Database
+
+        db = Database(settings.resolved_database_url, pool_size=1)
+        try:
+            async with db.engine.connect() as conn:
+                return bool(await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")))
+        except Exception as exc:
+            print(f"assistd keys: cannot open the database: {exc}", file=sys.stderr)
+            return False
+        finally:
+            await db.dispose()
+
+    return asyncio.run(check())
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assistd.datadir import backup
+
+    settings = _settings(args)
+    _say_database(settings)
+    try:
+        for line in backup(settings, Path(args.dest)):
+            print(line)
+    except (FileExistsError, FileNotFoundError) as exc:
+        print(f"assistd backup: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"assistd backup failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -245,7 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     for p in (kc, kl, kr):
         _common(p)
+        p.add_argument("--init", action="store_true", help="create the database if there is none (by default: refuse)")
     keys.set_defaults(func=cmd_keys)
+
+    bk = sub.add_parser(
+        "backup", help="copy the database (SQLite online backup, or pg_dump) and the uploaded files into DEST"
+    )
+    bk.add_argument("dest", help="a new or empty directory")
+    _common(bk)
+    bk.set_defaults(func=cmd_backup)
 
     sandbox = sub.add_parser("sandbox", help="the code interpreter's sandbox: install its kernel venv, check it")
     ssub = sandbox.add_subparsers(dest="sandbox_cmd", required=True)

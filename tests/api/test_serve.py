@@ -162,6 +162,62 @@ class TestServe:
             "to try assistd offline, run `assistd fake-llm`."
         ) in server.output
 
+    def test_keys_refuses_to_create_a_database_silently(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path, None)
+        db = (tmp_path / "data" / "assistd.db").resolve()
+        refused = cli("keys", "create", "--project", "p", env=env)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert f"assistd: SQLite database {db}, files in" in refused.stderr
+        assert "there is no assistd database here" in refused.stderr and "add --init" in refused.stderr
+        assert not db.exists()
+        made = cli("keys", "create", "--project", "p", "--init", env=env)
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.startswith("sk-") and db.exists()
+        listed = cli("keys", "list", env=env)  # the database exists now: no --init needed
+        assert listed.returncode == 0 and " p " in listed.stdout
+        assert f"assistd: SQLite database {db}" in listed.stderr
+
+    def test_every_command_names_its_database(self, tmp_path: Path, database_url: str) -> None:
+        env = base_env(tmp_path, database_url)
+        migrated = cli("migrate", env=env)
+        assert migrated.returncode == 0, migrated.stderr
+        if database_url.startswith("sqlite"):
+            expected = f"SQLite database {database_url.split(':///', 1)[1]}"
+        else:
+            expected = f"PostgreSQL database '{database_url.rsplit('/', 1)[1]}' on 127.0.0.1:5432 (user postgres)"
+        assert f"assistd: {expected}, files in {(tmp_path / 'data' / 'files').resolve()}" in migrated.stderr
+        with serving(env) as server:
+            pass
+        assert f"using the {expected}" in server.output
+
+    def test_backup(self, tmp_path: Path, database_url: str) -> None:
+        env = base_env(tmp_path, database_url)
+        env["ASSISTD_EMBEDDER"] = "hash"
+        with serving(env) as server:
+            client = openai.OpenAI(
+                api_key=cli("keys", "create", "--project", "bk", env=env).stdout.strip(),
+                base_url=f"{server.base}/v1",
+                max_retries=0,
+            )
+            f = client.files.create(file=("notes.txt", b"back me up"), purpose="assistants")
+            a = client.beta.assistants.create(model="m", name="kept")
+            client.close()
+            dest = tmp_path / "backup"
+            done = cli("backup", str(dest), env=env)  # while the server runs
+        assert done.returncode == 0, done.stderr
+        assert (dest / "files" / f.id).read_bytes() == b"back me up"
+        if database_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(dest / "assistd.db") as conn:
+                assert conn.execute("select name from assistants where id = ?", (a.id,)).fetchone() == ("kept",)
+        else:
+            dump = dest / "assistd.pgdump"
+            listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
+            assert "TABLE DATA public assistants" in listing.stdout
+        again = cli("backup", str(dest), env=env)
+        assert again.returncode == 1 and "is not empty" in again.stderr
+
     def test_migrate_command(self, tmp_path: Path) -> None:
         env = base_env(tmp_path, None)
         r = cli("migrate", env=env)
