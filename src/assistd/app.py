@@ -13,6 +13,7 @@ from assistd.assistants.router import router as assistants_router
 from assistd.catalog.router import router as catalog_router
 from assistd.catalog.service import log_upstreams
 from assistd.config import Settings
+from assistd.docs import mount_docs
 from assistd.errors import register_error_handlers
 from assistd.files.router import router as files_router
 from assistd.gctune import tune_after_startup
@@ -56,12 +57,13 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         version=__version__,
         summary="OpenAI Assistants API v2, self-hosted",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by mount_docs, without a CDN
         redoc_url=None,
     )
     if state is not None:
         app.state.assistd = state
     register_error_handlers(app)
+    mount_docs(app)
     app.add_middleware(AccessMiddleware)
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost
 
