@@ -167,6 +167,13 @@ def _describe(value: object) -> str:
     return "an unsupported value"
 
 
+def _shown(value: object, limit: int = 300) -> str:
+    """A value as an error message quotes it, clipped: a long value must not make a long message.
+    (Request bodies nest at most ``routing.MAX_JSON_DEPTH`` levels, so ``str`` is safe on them.)"""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _join_choices(choices: Sequence[str]) -> str:
     quoted = [f"'{c}'" for c in choices]
     if len(quoted) <= 1:
@@ -176,12 +183,13 @@ def _join_choices(choices: Sequence[str]) -> str:
     return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
 
 
-def param_path(loc: Sequence[str | int], data: Any) -> str:
+def param_path(loc: Sequence[str | int], data: Any, *, missing: bool = True) -> str:
     """Turn a pydantic error location into the API's ``a.b[0].c`` form.
 
     Union members and validator names appear in pydantic locations but not in the input, so the
     location is walked against the input: only keys and indices that really exist are kept (plus
-    the final missing key, for ``missing`` errors).
+    the final missing key, for ``missing`` errors; otherwise a last item the input does not have
+    is a union member's label, such as ``literal['auto']``).
     """
     parts: list[str] = []
     cur = data
@@ -190,7 +198,7 @@ def param_path(loc: Sequence[str | int], data: Any) -> str:
         if isinstance(item, int) and isinstance(cur, list) and 0 <= item < len(cur):
             parts.append(f"[{item}]")
             cur = cur[item]
-        elif isinstance(item, str) and isinstance(cur, dict) and (item in cur or last):
+        elif isinstance(item, str) and isinstance(cur, dict) and (item in cur or (last and missing)):
             parts.append(("." if parts else "") + item)
             cur = cur.get(item)
         # else: a union tag or validator name: not part of the wire path
@@ -204,8 +212,12 @@ def _strip_prefix(loc: Sequence[str | int]) -> tuple[Sequence[str | int], str]:
 
 
 def _score(err: dict[str, Any]) -> tuple[int, int]:
-    # Prefer the error that went deepest into the input; prefer non-type errors on ties.
-    return (len(err.get("loc", ())), 0 if err.get("type") in _TYPE_WORDS else 1)
+    # Prefer the error that went deepest into the input; prefer non-type errors on ties. A literal
+    # refusing an object or array (``"auto"`` or an object) says less than the object's own error.
+    kind = err.get("type")
+    literal_vs_object = kind in ("literal_error", "enum") and isinstance(err.get("input"), dict | list)
+    depth = len(err.get("loc", ())) - (1 if literal_vs_object else 0)  # its loc ends with the member's label
+    return (depth, 0 if kind in _TYPE_WORDS or literal_vs_object else 1)
 
 
 def validation_error_to_api_error(errors: Sequence[Any], body: Any) -> APIError:
@@ -228,8 +240,8 @@ def _one_error(e: dict[str, Any], body: Any) -> APIError:
     loc, where = _strip_prefix(e.get("loc", ()))
     data = body if where in ("body", "") else None
     in_body = where not in ("query", "path", "header", "form")
-    param = param_path(loc, data) if in_body else ".".join(str(x) for x in loc)
     etype: str = e.get("type", "")
+    param = param_path(loc, data, missing=etype == "missing") if in_body else ".".join(str(x) for x in loc)
     ctx: dict[str, Any] = e.get("ctx") or {}
     value = e.get("input")
 
@@ -267,7 +279,7 @@ def _one_error(e: dict[str, Any], body: Any) -> APIError:
         expected = ctx.get("expected", "")
         choices = [c.strip().strip("'\"") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         return InvalidRequestError(
-            f"Invalid value: '{value}'. Supported values are: {_join_choices(choices)}.",
+            f"Invalid value: '{_shown(value)}'. Supported values are: {_join_choices(choices)}.",
             param=param,
             code="invalid_value",
         )

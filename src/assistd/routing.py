@@ -21,6 +21,12 @@ from starlette.types import Scope
 
 from assistd.errors import InvalidRequestError
 
+# Deeper bodies are refused with a 400 before anything reads them: no real request comes near it
+# (OpenAI's structured-output schemas nest at most 10 levels, about 25 in JSON), and values this
+# deep reach the limits of orjson's encoder (254 levels, where a stored value could no longer be
+# sent back) and of Python's recursion (error messages that show the value).
+MAX_JSON_DEPTH = 100
+
 
 class ORJSONRequest(Request):
     async def json(self) -> Any:
@@ -28,18 +34,29 @@ class ORJSONRequest(Request):
             self._json = orjson.loads(await self.body())
         return self._json
 
-    async def reject_nul(self) -> None:
-        """PostgreSQL cannot store NUL in text or JSONB; refuse it for every backend alike."""
+    async def check_body(self) -> None:
+        """Refuse what no backend can take: JSON nested deeper than ``MAX_JSON_DEPTH``, and NUL
+        characters (PostgreSQL cannot store them in text or JSONB; refused for every backend alike)."""
         ctype = self.headers.get("content-type", "")
         if ctype and "json" not in ctype:
             return
         body = await self.body()
-        if b"\\u0000" not in body:
+        if not body:
             return
         try:
             data = await self.json()
         except ValueError:
             return  # FastAPI reports the parse error itself
+        deep = _too_deep(data, MAX_JSON_DEPTH)
+        if deep is not None:
+            raise InvalidRequestError(
+                f"Invalid '{deep or 'body'}': the value is nested too deeply "
+                f"(more than {MAX_JSON_DEPTH} levels of objects and arrays).",
+                param=deep or None,
+                code="invalid_value",
+            )
+        if b"\\u0000" not in body:
+            return
         where = _find_nul(data, "")
         if where is not None:
             raise InvalidRequestError(
@@ -47,6 +64,26 @@ class ORJSONRequest(Request):
                 param=where or None,
                 code="invalid_value",
             )
+
+
+def _too_deep(data: Any, limit: int) -> str | None:
+    """The top-level field (``""``: the body itself) under which ``data`` nests deeper than
+    ``limit`` levels of objects and arrays, or None. Iterative: any depth is safe to check."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        node, depth, top = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.items()
+        elif isinstance(node, list):
+            children = enumerate(node)
+        else:
+            continue
+        if depth > limit:
+            return top
+        for key, child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1, top or (str(key) if isinstance(node, dict) else "")))
+    return None
 
 
 def _find_nul(node: Any, path: str) -> str | None:
@@ -78,7 +115,7 @@ class ORJSONRoute(APIRoute):
                 _force_json_content_type(request.scope)
             req = ORJSONRequest(request.scope, request.receive)
             if req.method in ("POST", "PUT", "PATCH") and self.body_field is not None:
-                await req.reject_nul()
+                await req.check_body()
             return await handler(req)
 
         return orjson_handler
