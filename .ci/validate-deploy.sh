@@ -131,6 +131,7 @@ log "hadolint $("$HADOLINT" --version | awk '{print $NF}'): $DOCKERFILE"
 
 log "${COMPOSE[*]} ($("${COMPOSE[@]}" version --short)): config -q -f $COMPOSE_FILE"
 "${COMPOSE[@]}" -f "$COMPOSE_FILE" config -q
+"$PYTHON" .ci/check_compose.py "${COMPOSE[@]}"
 services="$("${COMPOSE[@]}" -f "$COMPOSE_FILE" config --services | sort | tr '\n' ' ')"
 volumes="$("${COMPOSE[@]}" -f "$COMPOSE_FILE" config --volumes | sort | tr '\n' ' ')"
 

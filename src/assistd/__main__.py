@@ -344,8 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:  # a bad ASSISTD_* value: say which, without a traceback
+        if exc.title != "Settings":
+            raise
+        for err in exc.errors():
+            name = "ASSISTD_" + ".".join(str(x) for x in err["loc"]).upper()
+            print(f"assistd: invalid {name}: {err['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
                 "no API keys exist: running in local single-user mode (any bearer token is accepted). "
                 "Create one with `assistd keys create --project NAME` to require keys."
             )
+            if settings.host not in ("127.0.0.1", "localhost", "::1"):
+                log.warning(
+                    "listening on %s without API keys: anyone who can reach port %d can use this server and "
+                    "its data. Set ASSISTD_API_KEY, or create a key, unless only this host can reach the port.",
+                    settings.host,
+                    settings.port,
+                )
         tune_after_startup()
         own.spawn(log_upstreams(own.llm))
         try:

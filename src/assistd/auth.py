@@ -162,3 +162,25 @@ async def revoke_key(session: AsyncSession, key_id: str) -> bool:
     row.revoked_at = now()
     await session.flush()
     return True
+
+
+async def ensure_key(session: AsyncSession, key: str, project_name: str = DEFAULT_PROJECT_NAME) -> str:
+    """Make sure ``key`` (given by the operator, e.g. ``ASSISTD_API_KEY``) exists; answers what was
+    done: ``"created"``, ``"exists"``, or ``"revoked"`` (a revoked key is not brought back)."""
+    digest = hash_key(key)
+    row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is not None:
+        return "revoked" if row.revoked_at is not None else "exists"
+    project = await ensure_project(session, project_name)
+    session.add(
+        ApiKey(
+            id=new_id("key"),
+            project_id=project.id,
+            name="ASSISTD_API_KEY",
+            key_hash=digest,
+            redacted=redact(key),
+            created_at=now(),
+        )
+    )
+    await session.flush()
+    return "created"

@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    api_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="A key `serve` makes sure exists at start-up (in project `default`), so that a server "
+        "started from the environment (a container) requires keys from its first request.",
+    )
     auth_cache_seconds: float = Field(
         default=2.0,
         ge=0,
@@ -111,6 +117,22 @@ class Settings(BaseSettings):
     sandbox_preload: str = Field(
         default="numpy,pandas,matplotlib.pyplot", description="Modules warm kernels import before use."
     )
+
+    @field_validator("api_key", "upstream_api_key", "upstream_routes", "embedder_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker compose passes "${X:-}" as an empty string: the same as not set
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 20 or any(c.isspace() for c in value)):
+            raise ValueError(
+                "ASSISTD_API_KEY must be at least 20 characters, without spaces (make one with "
+                "`python3 -c \"import secrets; print('sk-' + secrets.token_urlsafe(36))\"`)"
+            )
+        return value
 
     @property
     def resolved_database_url(self) -> str:

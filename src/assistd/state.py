@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from assistd.auth import DEFAULT_PROJECT_NAME, Authenticator, ensure_project
+from assistd.auth import DEFAULT_PROJECT_NAME, Authenticator, ensure_key, ensure_project
 from assistd.config import Settings
 from assistd.db.session import Database
 from assistd.llm.client import LLMClient
@@ -54,6 +54,12 @@ class AppState:
             await db.start_fast_reader()
         async with db.session(write=True) as s:
             await ensure_project(s, DEFAULT_PROJECT_NAME)
+            if settings.api_key:
+                done = await ensure_key(s, settings.api_key)
+                if done == "revoked":
+                    log.warning("ASSISTD_API_KEY was revoked (`assistd keys revoke`): it stays revoked")
+                elif done == "created":
+                    log.info("ASSISTD_API_KEY: added it to the keys of project %r", DEFAULT_PROJECT_NAME)
         state = cls(
             settings=settings,
             db=db,

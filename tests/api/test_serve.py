@@ -218,6 +218,28 @@ class TestServe:
         again = cli("backup", str(dest), env=env)
         assert again.returncode == 1 and "is not empty" in again.stderr
 
+    def test_api_key_from_the_environment(self, tmp_path: Path) -> None:
+        """ASSISTD_API_KEY (a container's bootstrap key): keyed from the first request."""
+        env = base_env(tmp_path, None)
+        env["ASSISTD_API_KEY"] = key = "sk-bootstrap-0123456789abcdefghij"
+        for _ in range(2):  # a restart finds the key and adds no second one
+            with serving(env) as server:
+                url = f"{server.base}/v1/models"
+                assert httpx.get(url).status_code == 401
+                assert httpx.get(url, headers={"Authorization": "Bearer sk-wrong"}).status_code == 401
+                assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+                assert httpx.get(url, headers={"api-key": "x"}).status_code == 401
+            assert "local single-user mode" not in server.output
+        listed = cli("keys", "list", env=env).stdout
+        assert listed.count("ASSISTD_API_KEY") == 1 and " default " in listed
+
+        env["ASSISTD_API_KEY"] = "short"
+        bad = cli("migrate", env=env)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr
+        assert bad.stderr.startswith(
+            "assistd: invalid ASSISTD_API_KEY: Value error, ASSISTD_API_KEY must be at least 20"
+        )
+
     def test_migrate_command(self, tmp_path: Path) -> None:
         env = base_env(tmp_path, None)
         r = cli("migrate", env=env)
