@@ -13,6 +13,9 @@ from assistd.assistants.router import router as assistants_router
 from assistd.catalog.router import router as catalog_router
 from assistd.catalog.service import log_upstreams
 from assistd.config import Settings
+from assistd.dialects.azure import AzureMiddleware
+from assistd.dialects.v1 import V1Dispatch
+from assistd.dialects.v1 import build_app as build_v1_app
 from assistd.docs import mount_docs
 from assistd.errors import register_error_handlers
 from assistd.files.router import router as files_router
@@ -71,7 +74,11 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         app.state.assistd = state
     register_error_handlers(app)
     mount_docs(app)
+    # innermost first: v1 requests leave for the v1 routes once authenticated; the Azure wire is
+    # rewritten onto /v1 before authentication.
+    app.add_middleware(V1Dispatch, v1_app=build_v1_app(app.state))
     app.add_middleware(AccessMiddleware)
+    app.add_middleware(AzureMiddleware)
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost
 
     @app.get("/health", include_in_schema=False)

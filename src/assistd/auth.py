@@ -37,22 +37,23 @@ BETA_MISSING = (
     "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by "
     "setting the header 'OpenAI-Beta: assistants=v2'."
 )
-BETA_V1 = (
-    "The v1 Assistants API has been deprecated. Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
-)
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 
 
-def check_beta(path: str, header: str | None) -> None:
-    """The real API refused /assistants and /threads calls without ``OpenAI-Beta: assistants=v2``."""
-    if not path.startswith(BETA_PATHS):
-        return
+def beta_version(header: str | None) -> str | None:
+    """The Assistants version an ``OpenAI-Beta`` header asks for (v2 when it names both)."""
     betas = {b.strip() for b in (header or "").split(",")}
-    if "assistants=v2" in betas:
-        return
-    if "assistants=v1" in betas:
-        raise InvalidRequestError(BETA_V1, code="invalid_beta")
-    raise InvalidRequestError(BETA_MISSING, code="invalid_beta")
+    for version in ("v2", "v1"):
+        if f"assistants={version}" in betas:
+            return version
+    return None
+
+
+def check_beta(path: str, header: str | None) -> None:
+    """The real API refused /assistants and /threads calls without ``OpenAI-Beta: assistants=v2``
+    (or, before v2, ``assistants=v1``, which the v1 dialect serves)."""
+    if path.startswith(BETA_PATHS) and beta_version(header) is None:
+        raise InvalidRequestError(BETA_MISSING, code="invalid_beta")
 
 
 def hash_key(key: str) -> str:

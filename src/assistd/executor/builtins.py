@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from assistd.executor.tools import marker
+from assistd.executor.tools import Citation, marker
 from assistd.ids import new_id
 from assistd.models import Assistant, File, Thread, VectorStoreFile
 from assistd.timeutil import now
@@ -83,7 +83,7 @@ def search_settings(run: Run, context_window: int | None) -> tuple[int, dict[str
 
 async def file_search(
     state: AppState, run: Run, res: Resources, call_index: int, queries: list[str], context_window: int | None
-) -> tuple[dict[str, Any], str, dict[tuple[int, int], str]]:
+) -> tuple[dict[str, Any], str, dict[tuple[int, int], Citation]]:
     """Search; answers (the step's ``file_search`` object, what the model reads, citation map)."""
     from assistd.retrieval.search import search_stores
 
@@ -121,7 +121,7 @@ async def file_search(
         text = "\n\n".join(f"{marker(call_index, n, h.filename)}\n{h.text}" for n, h in enumerate(hits))
     if res.unready_files:
         text += f"\n\n({res.unready_files} file(s) were still being processed and could not be searched yet.)"
-    return details, text, {(call_index, n): h.file_id for n, h in enumerate(hits)}
+    return details, text, {(call_index, n): Citation.of_result(r) for n, r in enumerate(results)}
 
 
 async def wait_for_ingestion(state: AppState, run: Run, store_ids: list[str]) -> int:

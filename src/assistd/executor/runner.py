@@ -32,6 +32,7 @@ from assistd.executor.tools import (
     CODE_INTERPRETER,
     FILE_SEARCH,
     Annotator,
+    Citation,
     builtin_functions,
     code_argument,
     partial_code,
@@ -109,7 +110,7 @@ class RunRunner:
         self.open = _Open()
         self.builtins: frozenset[str] = frozenset()  # the run's built-in tools
         self.resources: Resources | None = None
-        self.citations: dict[tuple[int, int], str] = {}  # (file_search call, rank) -> file id
+        self.citations: dict[tuple[int, int], Citation] = {}  # (file_search call, rank) -> file, quote
         self.file_search_calls = 0
         self.sandbox_files: dict[str, str] = {}  # /mnt/data path -> file id (this run's outputs)
         self.pending_images: list[str] = []  # code_interpreter images for the next message
@@ -217,7 +218,7 @@ class RunRunner:
             for call in step.step_details.get("tool_calls", []):
                 if call["type"] == FILE_SEARCH:
                     for n, r in enumerate(call["file_search"].get("results") or []):
-                        self.citations[(self.file_search_calls, n)] = r["file_id"]
+                        self.citations[(self.file_search_calls, n)] = Citation.of_result(r)
                     self.file_search_calls += 1
                 elif call["type"] == CODE_INTERPRETER:
                     self.sandbox_files.update((call.get("_model") or {}).get("files") or {})

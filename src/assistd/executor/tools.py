@@ -160,11 +160,29 @@ def marker(call_index: int, rank: int, filename: str) -> str:
     return f"【{call_index}:{rank}†{filename}】"
 
 
+QUOTE_MAX_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """What a marker cites: the File, and the passage's text (``file_citation.quote``, cut to
+    ``QUOTE_MAX_CHARS``: Assistants v1 clients read it, and v2's delta schema still lists it)."""
+
+    file_id: str
+    quote: str
+
+    @classmethod
+    def of_result(cls, result: dict[str, Any]) -> Citation:
+        """From a step's file_search result (its ``content`` holds the passage)."""
+        text = "".join(part.get("text", "") for part in result.get("content") or [])
+        return cls(result["file_id"], text[:QUOTE_MAX_CHARS])
+
+
 @dataclass(slots=True)
 class Annotator:
     """Finds citation markers and sandbox links in a growing answer, each once, as annotations."""
 
-    citations: dict[tuple[int, int], str]  # (m, n) -> file_id
+    citations: dict[tuple[int, int], Citation]  # (m, n) -> what it cites
     sandbox_files: dict[str, str]  # "/mnt/data/name" -> file_id
     rescan_from: int = 0
     seen: set[tuple[str, int]] = field(default_factory=set)
@@ -181,15 +199,15 @@ class Annotator:
             if key in self.seen:
                 continue
             self.seen.add(key)
-            file_id = self.citations.get((int(m.group(1)), int(m.group(2))))
-            if file_id is not None:
+            cited = self.citations.get((int(m.group(1)), int(m.group(2))))
+            if cited is not None:
                 found.append(
                     {
                         "type": "file_citation",
                         "text": m.group(0),
                         "start_index": m.start(),
                         "end_index": m.end(),
-                        "file_citation": {"file_id": file_id},
+                        "file_citation": {"file_id": cited.file_id, "quote": cited.quote},
                     }
                 )
         for m in SANDBOX_LINK.finditer(text, start):

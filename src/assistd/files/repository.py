@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +25,15 @@ class FileRepository(RepositoryBase[File]):
     async def list_live(self, query: ListQuery, t: int, purpose: str | None) -> Page[File]:
         # (project_id, purpose, seq) / (project_id, seq) indexes; the expiry test is a filter.
         return await self.list(query, live(t), eq={"purpose": purpose} if purpose is not None else None)
+
+    async def created_at_of(self, ids: Sequence[str]) -> dict[str, int]:
+        """``{file_id: created_at}`` for those of ``ids`` that are this project's (one query)."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(self.c.id, self.c.created_at).where(self.c.id.in_(list(set(ids))), *self.scope())
+        )
+        return {i: int(t) for i, t in rows}
 
     async def delete_live(self, file_id: str, t: int) -> str | None:
         """Delete the row; its blob key, or None if there was no live file."""

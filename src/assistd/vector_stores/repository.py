@@ -132,6 +132,22 @@ class VectorStoreFileRepository:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def store_file_ids(session: AsyncSession, project_id: str, store_ids: Sequence[str]) -> dict[str, list[str]]:
+    """``{store_id: [file_id, ...]}`` (oldest first) for the project's files in those stores (one query)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    if not store_ids:
+        return out
+    f = VectorStoreFile.__table__.c
+    rows = await session.execute(
+        select(f.vector_store_id, f.id)
+        .where(f.vector_store_id.in_(list(set(store_ids))), f.project_id == project_id)
+        .order_by(f.seq)
+    )
+    for sid, fid in rows:
+        out[sid].append(fid)
+    return out
+
+
 async def batch_counts(session: AsyncSession, batch_ids: Sequence[str]) -> dict[str, Counts]:
     out: dict[str, Counts] = {b: {} for b in batch_ids}
     if not batch_ids:
