@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response, StreamingResponse
+from sse_starlette import EventSourceResponse
+from starlette.responses import Response
 
 from assistd.errors import validation_error_to_api_error
 from assistd.http import JSONResponse, json_response
@@ -32,7 +33,7 @@ def rerender(resp: Response, render: Callable[[Any], Any]) -> JSONResponse:
 
 def restream(resp: Response, render: Callable[[str, Any], Any]) -> Response:
     """A v2 event stream with every event's data re-rendered (the frames are whole per chunk)."""
-    assert isinstance(resp, StreamingResponse)
+    assert isinstance(resp, EventSourceResponse)
     source = resp.body_iterator
 
     async def frames() -> AsyncIterator[bytes]:
