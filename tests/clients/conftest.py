@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,15 +70,17 @@ def client_python(version: str) -> Path:
     return python
 
 
-async def run_script(argv: list[str], *, cwd: Path = SCRIPTS, env: dict[str, str] | None = None) -> Any:
+async def run_script(
+    argv: list[str], *, cwd: Path = SCRIPTS, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> Any:
     """Run a client script (the loop keeps serving the fake model meanwhile); its stdout's JSON."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "OPENAI_"))}
     full_env.update(env or {})
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *argv, cwd=cwd, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=240)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -88,9 +89,24 @@ async def run_script(argv: list[str], *, cwd: Path = SCRIPTS, env: dict[str, str
     return json.loads(out.decode().strip().splitlines()[-1])
 
 
-def node() -> str:
+async def run_node(script: str, *args: str) -> Any:
     assert NODE_MODULES.exists(), f"{NODE_MODULES} is missing: run scripts/clients (scripts/test does)"
-    return "node"
+    return await run_script(["node", script, *args], env={"NODE_PATH": str(NODE_MODULES)})
 
 
-__all__ = ["Server", "client_python", "node", "run_script", "sys"]
+async def v1_report(responses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Captured responses checked against openai 1.14.3's v1 types (``scripts/check_v1.py``)."""
+    return dict(await run_script([str(client_python("1.14.3")), "check_v1.py"], stdin=json.dumps(responses).encode()))
+
+
+# Fields of the last v1 spec (April 2024) that runs carry and openai 1.14.3 predates.
+LATE_V1_RUN_FIELDS = [
+    "incomplete_details",
+    "max_completion_tokens",
+    "max_prompt_tokens",
+    "response_format",
+    "temperature",
+    "tool_choice",
+    "top_p",
+    "truncation_strategy",
+]

@@ -9,18 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistd.fakellm import FakeLLM
-from tests.clients.conftest import Server, client_python, run_script
-
-LATE_V1_RUN_FIELDS = [
-    "incomplete_details",
-    "max_completion_tokens",
-    "max_prompt_tokens",
-    "response_format",
-    "temperature",
-    "tool_choice",
-    "top_p",
-    "truncation_strategy",
-]
+from tests.clients.conftest import LATE_V1_RUN_FIELDS, Server, client_python, run_script
 
 TURNS = [
     # Math Tutor: the model writes code, reads its output, answers
