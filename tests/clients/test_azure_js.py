@@ -4,10 +4,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from assistd.fakellm import FakeLLM
+from assistd.state import AppState
 from tests.clients.conftest import LATE_V1_RUN_FIELDS, Server, run_node, v1_report
+from tests.conftest import new_project_key
+from tests.dialects.test_azure import go_client, go_flow
 
 CODE = "import pandas as pd\nprint(pd.read_csv('/mnt/data/sales.csv').sales.sum())"
 TURNS = [
@@ -42,3 +47,20 @@ async def test_seed_000_flow(mode: str, server: Server, llm: FakeLLM) -> None:
     assert report["problems"] == [], "\n".join(report["problems"])
     assert report["checked"]["thread.run"] >= 2 and report["checked"]["thread.message"] >= 2
     assert report["extras"] in ({}, {"thread.run": LATE_V1_RUN_FIELDS})
+
+
+async def test_go_azopenaiassistants_responses_are_v1(app: Any, state: AppState, llm: FakeLLM) -> None:
+    """The Go SDK's requests (tests/dialects/test_azure.py), answered in v1 shapes that openai
+    1.14.3's types accept."""
+    llm.set_turns([{"text": "Here is the summary you asked for."}])
+    key, _ = await new_project_key(state)
+    async with go_client(app, key) as go:
+        responses = await go_flow(go)
+    captured = [
+        {"method": r.request.method, "url": str(r.request.url), "status": r.status_code, "body": r.text}
+        for r in responses
+    ]
+    report = await v1_report(captured)
+    assert report["problems"] == [], "\n".join(report["problems"])
+    assert set(report["checked"]) == {"assistant", "file", "thread", "thread.message", "thread.run"}
+    assert report["extras"] == {"thread.run": LATE_V1_RUN_FIELDS}
