@@ -28,12 +28,10 @@ def hook(response: httpx.Response) -> None:
         v1_types.check(response.json(), f"{response.request.method} {response.request.url.path}")
 
 
+# The README's constructor (these SDKs send ``OpenAI-Beta: assistants=v1`` themselves), plus a
+# response hook that checks every JSON body against the SDK's types.
 client = OpenAI(
-    base_url=BASE,
-    api_key=KEY,
-    max_retries=0,
-    default_headers={"OpenAI-Beta": "assistants=v1"},
-    http_client=httpx.Client(event_hooks={"response": [hook]}, timeout=60),
+    base_url=BASE, api_key=KEY, max_retries=0, http_client=httpx.Client(event_hooks={"response": [hook]}, timeout=60)
 )
 out: dict[str, Any] = {"version": openai.VERSION}
 
