@@ -3,6 +3,8 @@ each dialect keeps the other's fields out (the real API's 400s)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -183,3 +185,53 @@ class TestBadInput:
             f"/threads/{t['id']}/messages", headers=V1, json={"role": "user", "content": "x", "file_ids": many[:11]}
         )
         assert_error(r, 400, param="file_ids", code="array_above_max_length")
+
+
+class TestRuns:
+    async def test_create_thread_and_run_streams_v1_shapes(self, c: httpx.AsyncClient, llm: Any) -> None:
+        llm.set_turns([{"text": "Streaming in v1."}])
+        f = await upload(c, "a.txt", "alpha")
+        a = (
+            await c.post(
+                "/assistants", headers=V1, json={"model": "m", "tools": [{"type": "code_interpreter"}], "file_ids": [f]}
+            )
+        ).json()
+        body = {"assistant_id": a["id"], "stream": True, "thread": {"messages": [{"role": "user", "content": "hi"}]}}
+        events: list[tuple[str, Any]] = []
+        async with c.stream("POST", "/threads/runs", headers=V1, json=body) as r:
+            name = None
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: ") and name is not None:
+                    events.append((name, line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])))
+        names = [n for n, _ in events]
+        assert names[0] == "thread.created" and names[-2:] == ["thread.run.completed", "done"]
+        assert set(events[0][1]) == {"id", "object", "created_at", "metadata"}
+        runs = [d for n, d in events if n.startswith("thread.run.") and not n.startswith("thread.run.step")]
+        assert all(r["file_ids"] == [f] and "parallel_tool_calls" not in r for r in runs)
+        deltas = [d["delta"]["content"][0]["text"]["value"] for n, d in events if n == "thread.message.delta"]
+        assert "".join(deltas) == "Streaming in v1."
+        done = next(d for n, d in events if n == "thread.message.completed")
+        assert done["file_ids"] == [] and "attachments" not in done
+        thread_id = events[0][1]["id"]
+        listed = (await c.get(f"/threads/{thread_id}/runs", headers=V1)).json()["data"]
+        assert [r["file_ids"] for r in listed] == [[f]] and listed[0]["tools"] == [{"type": "code_interpreter"}]
+        modified = await c.post(
+            f"/threads/{thread_id}/runs/{listed[0]['id']}", headers=V1, json={"metadata": {"k": "v"}}
+        )
+        assert modified.json()["metadata"] == {"k": "v"} and modified.json()["file_ids"] == [f]
+
+    async def test_cancel(self, c: httpx.AsyncClient, llm: Any) -> None:
+        llm.set_turns([{"text": "slow " * 200, "tokens_per_second": 50}])
+        a = (await c.post("/assistants", headers=V1, json={"model": "m", "tools": [{"type": "retrieval"}]})).json()
+        t = (await c.post("/threads", headers=V1, json={"messages": [{"role": "user", "content": "hi"}]})).json()
+        run = (await c.post(f"/threads/{t['id']}/runs", headers=V1, json={"assistant_id": a["id"]})).json()
+        cancelling = (await c.post(f"/threads/{t['id']}/runs/{run['id']}/cancel", headers=V1)).json()
+        assert cancelling["status"] in ("cancelling", "cancelled") and cancelling["tools"] == [{"type": "retrieval"}]
+        for _ in range(300):
+            got = await c.get(f"/threads/{t['id']}/runs/{run['id']}", headers=V1)
+            if got.json()["status"] == "cancelled":
+                break
+            await asyncio.sleep(0.02)
+        assert got.json()["status"] == "cancelled" and got.json()["file_ids"] == []
