@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistd.executor")
 
 MAX_LOG_CHARS = 20_000  # what the model is shown of one execution's output
-RESULT_TOKENS_GUESS = 800
-INGEST_WAIT_SECONDS = 60.0  # the longest a search waits for its stores' files to be ingested  # a chunk's size by default: sizes the default result count to the context
+RESULT_TOKENS_GUESS = 800  # a chunk's size by default: sizes the default result count to the context
 
 
 @dataclass(slots=True)
@@ -83,21 +81,6 @@ def search_settings(run: Run, context_window: int | None) -> tuple[int, dict[str
     return int(limit), ranking
 
 
-async def wait_for_ingestion(state: AppState, project_id: str, store_ids: list[str]) -> None:
-    """Let files still being ingested into the searched stores finish first (up to
-    ``INGEST_WAIT_SECONDS``), as OpenAI's runs did: a file given with a message or an assistant
-    (v1 ``file_ids``, v2 attachments and store helpers) is searchable by the run that follows."""
-    from assistd.vector_stores.repository import VectorStoreRepository
-
-    deadline = time.monotonic() + INGEST_WAIT_SECONDS
-    while True:
-        async with state.db.session(inline=True) as s:
-            counts = await VectorStoreRepository(s, project_id).counts(store_ids)
-        if not any(c.get("in_progress") for c, _usage in counts.values()) or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.1)
-
-
 async def file_search(
     state: AppState, run: Run, res: Resources, call_index: int, queries: list[str], context_window: int | None
 ) -> tuple[dict[str, Any], str, dict[tuple[int, int], Citation]]:
@@ -109,7 +92,6 @@ async def file_search(
         res.unready_files = await wait_for_ingestion(state, run, res.vector_store_ids)
     hits = []
     if res.vector_store_ids and queries:
-        await wait_for_ingestion(state, run.project_id, res.vector_store_ids)
         hits = await search_stores(
             state,
             run.project_id,
