@@ -73,8 +73,8 @@ async def set_file_ids(session: AsyncSession, project_id: str, row: Assistant, f
     elif "code_interpreter" in resources:
         resources["code_interpreter"] = {"file_ids": []}
     stores = _stores(resources)
-    live = await existing_store_ids(session, project_id, stores[:1]) if stores else set()
-    if stores and stores[0] in live:
+    live_stores = await existing_store_ids(session, project_id, stores[:1]) if stores else set()
+    if stores and stores[0] in live_stores:
         await _sync_store(session, project_id, stores[0], file_ids)
     elif "file_search" in kinds and file_ids:
         store = await new_store(session, project_id, file_ids=file_ids)

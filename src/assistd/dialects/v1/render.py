@@ -139,7 +139,7 @@ def tool_call(c: dict[str, Any]) -> dict[str, Any]:
     """A step's tool call (or a delta's): file_search becomes v1's ``retrieval``."""
     if c.get("type") != "file_search":
         return c
-    out = {k: c[k] for k in ("index", "id") if k in c}
+    out: dict[str, Any] = {k: c[k] for k in ("index", "id") if k in c}
     return {**out, "type": "retrieval", "retrieval": {}}
 
 
