@@ -30,20 +30,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+def _logging(settings: Settings) -> None:
+    from assistd.logs import configure
+
+    configure(settings.log_level, settings.log_format)
 
 
 def _say_database(settings: Settings) -> None:
-    """Every command that uses the database says which (on stderr: stdout stays the command's output)."""
+    """Every command that uses the database says which (on stderr: stdout stays the command's output;
+    with JSON logs, as a log line)."""
     from assistd.datadir import describe
 
-    print(f"assistd: {describe(settings)}", file=sys.stderr)
+    if settings.log_format == "json":
+        from assistd.logs import JSONFormatter
+
+        line = logging.LogRecord("assistd", logging.INFO, __file__, 0, "using the %s", (describe(settings),), None)
+        print(JSONFormatter().format(line), file=sys.stderr)
+    else:
+        print(f"assistd: {describe(settings)}", file=sys.stderr)
 
 
 def _migrate(settings: Settings) -> None:
@@ -59,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from assistd.app import create_app
 
     settings = _settings(args)
-    _logging(settings.log_level)
+    _logging(settings)
     if settings.auto_migrate:
         _migrate(settings)
     from assistd.datadir import describe
@@ -74,13 +78,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        # JSON logs: no config of uvicorn's own, so its lines (access log included) reach the JSON handler
+        **({"log_config": None} if settings.log_format == "json" else {}),
     )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _logging(settings.log_level)
+    _logging(settings)
     if settings.is_sqlite:
         print(
             "assistd worker needs PostgreSQL (set ASSISTD_DATABASE_URL); with SQLite, runs execute "
@@ -93,6 +99,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _migrate(settings)
     if args.concurrency is not None:
         settings = settings.model_copy(update={"executor_concurrency": args.concurrency})
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     _run_loop(_run_worker(settings))
     return 0
 
@@ -123,18 +131,25 @@ async def _run_worker(settings: Settings) -> None:
     state.spawn(log_upstreams(state.llm))
     log = logging.getLogger("assistd")
     log.info("worker %s executing runs (concurrency %d)", state.executor.owner, settings.executor_concurrency)
+    metrics_server = None
+    if settings.metrics_port is not None:
+        from assistd.metrics.endpoint import start_server
+
+        metrics_server = await start_server(state, settings.host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("worker stopping: handing running runs back")
+    if metrics_server is not None:
+        metrics_server.close()
     await state.stop()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _logging(settings.log_level)
+    _logging(settings)
     _say_database(settings)
     _migrate(settings)
     print("database is at the latest revision")
@@ -296,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="execute runs in this process (PostgreSQL; no HTTP)")
     _common(worker)
     worker.add_argument("--concurrency", type=int, help="runs executed at once (env ASSISTD_EXECUTOR_CONCURRENCY)")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve GET /metrics on this port (env ASSISTD_METRICS_PORT; default: off)"
+    )
+    worker.add_argument("--host", help="bind address of the metrics port (env ASSISTD_HOST, default 127.0.0.1)")
     worker.add_argument("--no-migrate", action="store_true", help="do not run migrations at start-up")
     worker.set_defaults(func=cmd_worker)
 

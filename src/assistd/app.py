@@ -6,7 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from assistd import __version__
 from assistd.assistants.router import router as assistants_router
@@ -22,6 +23,7 @@ from assistd.files.router import router as files_router
 from assistd.gctune import tune_after_startup
 from assistd.http import json_response
 from assistd.messages.router import router as messages_router
+from assistd.metrics import endpoint as metrics_endpoint
 from assistd.middleware import AccessMiddleware, RequestIdMiddleware
 from assistd.runs.router import router as runs_router
 from assistd.state import AppState
@@ -85,6 +87,20 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
     @app.get("/v1/health", include_in_schema=False)
     async def health() -> object:
         return json_response({"status": "ok", "version": __version__})
+
+    metrics_allow = metrics_endpoint.parse_allow(settings.metrics_allow)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (see assistd.metrics.endpoint for who may read them)."""
+        status, ctype, body = await metrics_endpoint.answer(
+            request.app.state.assistd,
+            metrics_allow,
+            request.client.host if request.client else None,
+            request.headers.get("authorization"),
+            request.headers.get("api-key"),
+        )
+        return Response(body, status_code=status, media_type=ctype)
 
     # runs before threads: POST /threads/runs must not match POST /threads/{thread_id}
     for r in (

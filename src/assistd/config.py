@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -31,6 +32,17 @@ class Settings(BaseSettings):
     max_upload_part_bytes: int = Field(default=64 * MB, ge=1)
     max_upload_total_bytes: int = Field(default=8 * 1024 * MB, ge=1)
     log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        default="text", description="text: classic lines; json: one JSON object per line (request_id, run_id)."
+    )
+    metrics_allow: str | None = Field(
+        default=None,
+        description="Client addresses or networks that may read /metrics without a key once keys exist "
+        "(comma-separated, e.g. 127.0.0.1,10.0.0.0/8).",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="assistd worker: serve GET /metrics on this port (none: off)."
+    )
     auto_migrate: bool = True
     db_pool_size: int = Field(default=10, ge=1)
     api_key: str | None = Field(
@@ -118,7 +130,15 @@ class Settings(BaseSettings):
         default="numpy,pandas,matplotlib.pyplot", description="Modules warm kernels import before use."
     )
 
-    @field_validator("api_key", "upstream_api_key", "upstream_routes", "embedder_api_key", mode="before")
+    @field_validator(
+        "api_key",
+        "upstream_api_key",
+        "upstream_routes",
+        "embedder_api_key",
+        "metrics_allow",
+        "metrics_port",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker compose passes "${X:-}" as an empty string: the same as not set
@@ -132,6 +152,14 @@ class Settings(BaseSettings):
                 "ASSISTD_API_KEY must be at least 20 characters, without spaces (make one with "
                 "`python3 -c \"import secrets; print('sk-' + secrets.token_urlsafe(36))\"`)"
             )
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _check_metrics_allow(cls, value: str | None) -> str | None:
+        from assistd.metrics.endpoint import parse_allow
+
+        parse_allow(value)  # a ValueError names the bad entry
         return value
 
     @property

@@ -1,7 +1,8 @@
 """Pure-ASGI middleware.
 
-- ``RequestIdMiddleware`` (outermost): ``x-request-id`` on every response, URL and JSON-size
-  checks, and a last-resort 500 that never leaks internals.
+- ``RequestIdMiddleware`` (outermost): ``x-request-id`` on every response (and in the log lines
+  of everything the request does), URL and JSON-size checks, a last-resort 500 that never leaks
+  internals, and the request's metrics (counted and timed when its response starts).
 - ``AccessMiddleware``: authenticates every ``/v1`` request, puts its project in the scope's
   state, and enforces the ``OpenAI-Beta`` header on /assistants and /threads. Done here rather
   than as per-route dependencies: it runs once per request whatever the route (an unknown route
@@ -12,6 +13,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import orjson
 from starlette.datastructures import MutableHeaders
@@ -20,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from assistd.auth import check_beta
 from assistd.errors import APIError, error_body
 from assistd.ids import random_token
+from assistd.logs import request_id_var
+from assistd.metrics.http import observe_request
 
 log = logging.getLogger("assistd.http")
 
@@ -45,8 +50,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0 = time.perf_counter()
+        root_path = scope.get("root_path", "")
         rid = "req_" + random_token(32)
         scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -54,8 +62,17 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 MutableHeaders(scope=message).append("x-request-id", rid)
+                observe_request(scope, root_path, message["status"], t0)
             await send(message)
 
+        try:
+            await self._call(scope, receive, send_with_id, rid, lambda: started)
+        finally:
+            request_id_var.reset(token)
+
+    async def _call(
+        self, scope: Scope, receive: Receive, send_with_id: Send, rid: str, started: Callable[[], bool]
+    ) -> None:
         if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower():
             await send_json(
                 send_with_id,
@@ -80,7 +97,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error (request %s)", rid)
-            if started:
+            if started():
                 raise
             await send_json(
                 send_with_id,

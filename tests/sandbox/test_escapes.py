@@ -10,10 +10,17 @@ import textwrap
 import time
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 import assistd
 from assistd.config import Settings
 from assistd.sandbox import SandboxManager
 from tests.sandbox.conftest import SERVER_SECRET
+
+
+def _executions(outcome: str) -> float:
+    """``assistd_sandbox_executions_total{outcome}`` of this process."""
+    return REGISTRY.get_sample_value("assistd_sandbox_executions_total", {"outcome": outcome}) or 0.0
 
 
 def _pids_of(manager: SandboxManager) -> set[int]:
@@ -235,6 +242,7 @@ async def test_exceeding_the_memory_limit_kills_only_the_kernel(manager: Sandbox
     t = thread()
     await manager.execute(t, "x = 1")
 
+    ooms = _executions("oom")
     # 1.5 GB really used (touched): under the address-space rlimit, over the 512 MB cgroup limit.
     result = await manager.execute(t, "chunks = [b'x' * (64 * 1024**2) for _ in range(24)]")
 
@@ -242,8 +250,10 @@ async def test_exceeding_the_memory_limit_kills_only_the_kernel(manager: Sandbox
     if manager._cgroups is not None and manager._cgroups.available:
         assert result.restarted, result.logs
         assert "ran out of memory (the limit is 512 MB)" in result.logs
+        assert result.oom and result.outcome == "oom" and _executions("oom") == ooms + 1
     else:
         assert "MemoryError" in result.logs
+        assert result.outcome == "error"
     after = await manager.execute(t, "print('x' in dir())")
     assert after.logs == "False\n"  # a new kernel: the old state is gone, as the result said
 
@@ -283,12 +293,13 @@ async def test_writing_1_gb_hits_the_disk_quota(manager: SandboxManager, thread)
 async def test_an_infinite_loop_is_interrupted_at_the_timeout(manager: SandboxManager, thread) -> None:
     t = thread()
     await manager.execute(t, "state = 'kept'")
-    started = time.monotonic()
+    started, timeouts = time.monotonic(), _executions("timeout")
 
     result = await manager.execute(t, "while True:\n    pass", timeout=1.5)
 
     assert time.monotonic() - started < 1.5 + manager.config.interrupt_grace_seconds + 1
     assert result.timed_out
+    assert result.outcome == "timeout" and _executions("timeout") == timeouts + 1
     assert result.error
     assert not result.restarted
     assert "KeyboardInterrupt" in result.logs

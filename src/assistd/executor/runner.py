@@ -50,6 +50,7 @@ from assistd.llm.protocol import (
     ToolCallStart,
     Usage,
 )
+from assistd.logs import set_run_id
 from assistd.messages.protocol import to_object as message_object
 from assistd.models import Message, Run, RunStep
 from assistd.pagination import all_rows, row_columns
@@ -130,6 +131,7 @@ class RunRunner:
     # --- the run --------------------------------------------------------------------------------
 
     async def execute(self) -> None:
+        set_run_id(self.run_id)  # this task's log lines carry run_id
         run = self.run if hasattr(self, "run") else await self._reload_run()
         self.emit("thread.run.in_progress", run_object(run))
         self.builtins = BUILTINS & {t["type"] for t in run.tools}

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
+from assistd import metrics
 from assistd.models import Run
 from assistd.pagination import row_columns
 
@@ -108,7 +109,7 @@ async def transition_rows(
     if any(isinstance(v, ClauseElement) for v in values.values()):  # SQL expressions (claims): built here
         cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
         result = await session.execute(_update(cond, tuple(sorted(allowed)), to, values, returning))
-        return list(result.all())
+        return _counted(session, to, list(result.all()), values)
     keys = tuple(sorted(values))
     stmt = _transition_statement(to, tuple(sorted(allowed)), len(run_ids) > 1, keys, returning)
     params = {f"v_{k}": values[k] for k in keys}
@@ -117,7 +118,14 @@ async def transition_rows(
     else:
         params["b_id"] = run_ids[0]
     result = await session.execute(stmt, params)
-    return list(result.all())
+    return _counted(session, to, list(result.all()), values)
+
+
+def _counted(session: AsyncSession, to: str, rows: list[Any], values: dict[str, Any]) -> list[Any]:
+    """Runs that reached a final status go to the metrics (by status, once the transaction commits)."""
+    if to in TERMINAL and rows:
+        metrics.run_ended_on_commit(session, to, rows, values)
+    return rows
 
 
 @functools.lru_cache(maxsize=512)
@@ -133,5 +141,5 @@ def _update(cond: Any, allowed: tuple[str, ...], to: str, values: dict[str, Any]
         update(_RUNS)
         .where(cond, _RUNS.c.status.in_(allowed))
         .values(status=to, **values)
-        .returning(*(row_columns(Run) if returning else (_RUNS.c.seq,)))
+        .returning(*(row_columns(Run) if returning else (_RUNS.c.seq, _RUNS.c.created_at)))
     )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 
+from assistd import metrics
 from assistd.executor.outcome import log_run_end
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
 from assistd.executor.transitions import NO_USAGE, transition, transition_rows
@@ -159,6 +160,7 @@ class Executor:
                 attempt=Run.attempt + 1,
                 started_at=func.coalesce(Run.started_at, t),
             )
+        metrics.runs_claimed(rows)
         return sorted((Run(**row._mapping) for row in rows), key=lambda r: r.seq)
 
     # --- adopting a run as it is created -------------------------------------------------------
@@ -188,6 +190,7 @@ class Executor:
         as soon as its creating transaction commits.
         """
         self._reserved -= 1
+        metrics.run_adopted()
         # Its events can only be streamed by this process (the request that created it): they
         # need not go to the cross-process event log until the run rests (see runs/pgbus.py).
         self._start_runner(run, local_stream=True)

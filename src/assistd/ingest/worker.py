@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import delete, or_, select, update
 
-from assistd import ingest
+from assistd import ingest, metrics
 from assistd.ids import random_token
 from assistd.models import Chunk, File, VectorStore, VectorStoreFile, VectorStoreFileText
 from assistd.retrieval.index import backend, ensure_hnsw, get_embedder, insert_chunks
@@ -101,6 +101,11 @@ class Ingester:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def active(self) -> int:
+        """Files this ingester is working on now."""
+        return len(self._running)
+
     async def drain(self, within: float = 60.0) -> None:
         """Tests and benchmarks: wait until no file is queued or being ingested."""
         deadline = time.monotonic() + within
@@ -171,20 +176,28 @@ class Ingester:
     async def _run(self, job: dict[str, Any]) -> None:
         from assistd.retrieval.parsing import ParseError
 
+        started, outcome = time.perf_counter(), "server_error"
         try:
             if job["attempt"] > self.max_attempts:
                 await self._fail(job, "server_error", "Ingestion was interrupted too many times.")
                 return
             await self._ingest(job)
+            outcome = "completed"
         except JobGone:
+            outcome = "dropped"
             log.info("ingest %s/%s: cancelled or detached meanwhile", job["vector_store_id"], job["id"])
         except ParseError as exc:
+            outcome = self._failure_code(exc.code)
             await self._fail(job, exc.code, exc.message)
         except asyncio.CancelledError:
+            outcome = ""  # shutdown or a lost lease: another ingester finishes it
             raise
         except Exception:
             log.exception("ingest %s/%s failed", job["vector_store_id"], job["id"])
             await self._fail(job, "server_error", "The file could not be processed because of a server error.")
+        finally:
+            if outcome:
+                metrics.ingest_done(outcome, time.perf_counter() - started)
 
     async def _ingest(self, job: dict[str, Any]) -> None:
         from assistd.retrieval.chunking import chunk_text
@@ -202,12 +215,14 @@ class Ingester:
         if f is None:
             raise ParseError("invalid_file", "The file no longer exists.")
         path = state.blobs.path(f.storage_key)
+        parsing = time.perf_counter()
         doc = await parse_file(
             path,
             f.filename,
             timeout=state.settings.parse_timeout_seconds,
             memory_mb=state.settings.parse_memory_mb,
         )
+        metrics.ingest_phase("parse", time.perf_counter() - parsing)
         static = (job["chunking_strategy"] or {}).get("static") or {}
         max_tokens = int(static.get("max_chunk_size_tokens", 800))
         overlap = int(static.get("chunk_overlap_tokens", 400))
@@ -216,10 +231,12 @@ class Ingester:
             raise ParseError("invalid_file", "No text could be extracted from the file.")
         await self._renew(job)
         emb = get_embedder(state)
+        embedding = time.perf_counter()
         parts: list[np.ndarray] = []
         for i in range(0, len(chunks), EMBED_BATCH):
             parts.append(await emb.embed([c.text for c in chunks[i : i + EMBED_BATCH]]))
             await self._renew(job)
+        metrics.ingest_phase("embed", time.perf_counter() - embedding)
         vectors = np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
         dim = int(vectors.shape[1])
         b = await backend(state)
@@ -288,9 +305,12 @@ class Ingester:
             if not r.rowcount:  # type: ignore[attr-defined]
                 raise JobGone
 
+    @staticmethod
+    def _failure_code(code: str) -> str:
+        return code if code in ("unsupported_file", "invalid_file", "server_error") else "server_error"
+
     async def _fail(self, job: dict[str, Any], code: str, message: str) -> None:
-        if code not in ("unsupported_file", "invalid_file", "server_error"):
-            code = "server_error"
+        code = self._failure_code(code)
         with contextlib.suppress(Exception):
             async with self.state.db.session(write=True) as s:
                 await s.execute(

@@ -45,6 +45,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import orjson
 
+from assistd import metrics
 from assistd.llm import tokens
 from assistd.llm.config import Route, Upstream, UpstreamConfig
 from assistd.llm.dialect import Body, Dialect, build_body, is_context_length_error, learn
@@ -246,11 +247,24 @@ class LLMClient:
         dialect = self._dialect(upstream, model)
         where = f"upstream {upstream.display_url} (model {model!r})"
         shard = self._client(upstream)
+        call = metrics.upstream_call(upstream.display_url, model)  # recorded once, when the call ends
+        outcome = "cancelled"  # closed early (a cancelled run) unless it ends another way
         try:
             async for event in self._stream(request, upstream, model, dialect, where, shard.client):
+                if call.ttft is None:
+                    call.first()
+                if type(event) is Usage:
+                    call.usage, outcome = event, "ok"
                 yield event
+        except UpstreamError as exc:
+            outcome = exc.code
+            raise
+        except Exception:
+            outcome = "server_error"
+            raise
         finally:
             shard.busy -= 1
+            call.end(outcome)
 
     async def _stream(
         self,
@@ -289,6 +303,7 @@ class LLMClient:
                         exc.with_message(f"{exc.message} (gave up after {failures + 1} attempts)")
                     raise
                 failures += 1
+                metrics.upstream_retry(upstream.display_url)
                 log.warning(
                     "%s (retrying in %.2f s, retry %d of %d)", exc.message, delay, failures, upstream.max_retries
                 )

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 import orjson
+
+from assistd.metrics import RELAY_LAG
+
+_now = time.time
+_lag = RELAY_LAG.observe
 
 # A stream ends after one of these (then `done`); requires_action ends the stream but not the run.
 STREAM_END: Final = frozenset(
@@ -37,19 +43,24 @@ class EventQueue:
 
     ``asyncio.wait_for(queue.get(), timeout)`` creates a task and a timer for every event it
     waits for; with 200 streams of 20 deltas a second that was ~7 % of the server's CPU. Here a
-    wait is one future, and the silence timer is armed once and only moved when it fires early."""
+    wait is one future, and the silence timer is armed once and only moved when it fires early.
 
-    __slots__ = ("_deadline", "_items", "_loop", "_timer", "_waiter")
+    Each event keeps when it was created (wall clock, ``at``: in the executing process, which may be
+    another one); taking it out to write it records the relay lag (``assistd_stream_relay_lag_seconds``)."""
+
+    __slots__ = ("_at", "_deadline", "_items", "_loop", "_timer", "_waiter")
 
     def __init__(self) -> None:
         self._items: collections.deque[Event] = collections.deque()
+        self._at: collections.deque[float] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def put_nowait(self, item: Event) -> None:
+    def put_nowait(self, item: Event, at: float | None = None) -> None:
         self._items.append(item)
+        self._at.append(_now() if at is None else at)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -57,6 +68,10 @@ class EventQueue:
     def get_nowait(self) -> Event:
         if not self._items:
             raise asyncio.QueueEmpty
+        return self._pop()
+
+    def _pop(self) -> Event:
+        _lag(_now() - self._at.popleft())
         return self._items.popleft()
 
     def empty(self) -> bool:
@@ -68,7 +83,7 @@ class EventQueue:
     async def get(self, silence: float) -> Event:
         """The next event; TimeoutError when none arrives within ``silence`` seconds."""
         if self._items:
-            return self._items.popleft()
+            return self._pop()
         loop = self._loop or asyncio.get_running_loop()
         self._loop = loop
         self._deadline = loop.time() + silence
@@ -84,7 +99,7 @@ class EventQueue:
             self._waiter = None
         if not self._items:
             raise TimeoutError
-        return self._items.popleft()
+        return self._pop()
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -6,8 +6,9 @@ stream is not necessarily the one executing it. So:
 - the executor's events are appended to ``run_events`` by one writer task per process (batched:
   every event waiting is inserted in one transaction) and announced with ``NOTIFY
   assistd_events`` in that same transaction, so a notification never arrives before its rows
-  are visible. The notification carries the events themselves (``[seq, run_id, event, data]``,
-  payloads under NOTIFY's 8000 bytes); an event too big for it is announced without its data.
+  are visible. The notification carries the events themselves (``[seq, run_id, event, at, data]``,
+  ``at`` being when the executor published it, for the relay-lag metric; payloads under NOTIFY's
+  8000 bytes); an event too big for it is announced without its data.
 - a process relaying streams LISTENs on one dedicated connection and hands the notified events of
   the runs it relays straight to their streams (no query per event); a run with an event that
   did not fit is read from the table after the last event delivered, in order. When the run
@@ -64,12 +65,13 @@ NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 or more
 _BUS_SETTINGS = {"synchronous_commit": "off"}
 
 
-def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> list[str]:
+def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes, float]]) -> list[str]:
     """The batch's events as NOTIFY payloads, each under the limit: a first line listing the run
     ids it carries (so a process relaying none of them skips the rest unparsed), then one line per
-    event, ``seq<TAB>run_id<TAB>event<TAB>data``, data being the event's JSON as published (JSON
-    from orjson has no raw tab or newline), so the receiver hands it on without parsing it. An
-    event too big for a payload has empty data: read it from the table."""
+    event, ``seq<TAB>run_id<TAB>event<TAB>at<TAB>data``, ``at`` the Unix time it was published and
+    data the event's JSON as published (JSON from orjson has no raw tab or newline), so the receiver
+    hands it on without parsing it. An event too big for a payload has empty data: read it from
+    the table."""
     payloads: list[str] = []
     lines: list[bytes] = []
     runs: dict[str, None] = {}
@@ -78,8 +80,8 @@ def notify_payloads(seqs: list[int], batch: list[tuple[str, str, bytes]]) -> lis
     def flush() -> None:
         payloads.append((",".join(runs).encode() + b"\n" + b"\n".join(lines)).decode())
 
-    for seq, (run_id, event, data) in zip(seqs, batch, strict=True):
-        head = b"%d\t%s\t%s\t" % (seq, run_id.encode(), event.encode())
+    for seq, (run_id, event, data, at) in zip(seqs, batch, strict=True):
+        head = b"%d\t%s\t%s\t%.4f\t" % (seq, run_id.encode(), event.encode(), at)
         line = head + data
         if len(line) + len(run_id) + 2 > NOTIFY_LIMIT:
             line = head
@@ -101,12 +103,12 @@ def payload_runs(payload: str) -> list[str]:
     return payload[: payload.index("\n")].split(",")
 
 
-def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | None]]]]:
+def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | None, float]]]]:
     """``notify_payloads`` read back: per run (in order of appearance), its events in order."""
-    runs: dict[str, list[tuple[int, str, bytes | None]]] = {}
+    runs: dict[str, list[tuple[int, str, bytes | None, float]]] = {}
     for line in payload[payload.index("\n") + 1 :].split("\n"):
-        seq, run_id, event, data = line.split("\t", 3)
-        runs.setdefault(run_id, []).append((int(seq), event, data.encode() if data else None))
+        seq, run_id, event, at, data = line.split("\t", 4)
+        runs.setdefault(run_id, []).append((int(seq), event, data.encode() if data else None, float(at)))
     return list(runs.items())
 
 
@@ -119,7 +121,7 @@ class PostgresEventBus(RunEventBus):
         self._relay = relay
         self._pool: Any = None
         self._listener: Any = None
-        self._pending: list[tuple[str, str, bytes]] = []
+        self._pending: list[tuple[str, str, bytes, float]] = []
         self._stock: collections.deque[int] = collections.deque()  # sequence values to give out
         self._renew_stock = True
         self._has_pending = asyncio.Event()
@@ -172,12 +174,12 @@ class PostgresEventBus(RunEventBus):
         its executor publishes with ``remote=False`` (no log row, no NOTIFY)."""
         import orjson
 
-        payload = orjson.dumps(data)
+        payload, at = orjson.dumps(data), time.time()
         for sub in self._subs.get(run_id, ()):
             sub.local = True
-            sub.queue.put_nowait((event, payload))
+            sub.queue.put_nowait((event, payload), at)
         if remote:
-            self._pending.append((run_id, event, payload))
+            self._pending.append((run_id, event, payload, at))
             self._has_pending.set()
 
     def announce(self, run_id: str, event: str, data: dict[str, Any]) -> None:
@@ -188,12 +190,12 @@ class PostgresEventBus(RunEventBus):
         would stop relaying the events of the worker that executes the run)."""
         import orjson
 
-        payload = orjson.dumps(data)
+        payload, at = orjson.dumps(data), time.time()
         for sub in self._subs.get(run_id, ()):
             if sub.local:
-                sub.queue.put_nowait((event, payload))
+                sub.queue.put_nowait((event, payload), at)
         self._renew_stock = True
-        self._pending.append((run_id, event, payload))
+        self._pending.append((run_id, event, payload, at))
         self._has_pending.set()
 
     def renew_sequence(self) -> None:
@@ -233,9 +235,9 @@ class PostgresEventBus(RunEventBus):
                     await conn.execute(
                         _PUBLISH,
                         seqs,
-                        [rid for rid, _, _ in batch],
-                        [ev for _, ev, _ in batch],
-                        [data.decode() for _, _, data in batch],
+                        [rid for rid, _, _, _ in batch],
+                        [ev for _, ev, _, _ in batch],
+                        [data.decode() for _, _, data, _ in batch],
                         time.time(),
                         EVENTS,
                         notify_payloads(seqs, batch),
@@ -265,15 +267,15 @@ class PostgresEventBus(RunEventBus):
             subs = [s for s in self._subs.get(run_id, ()) if not s.local]
             if not subs:
                 continue
-            if run_id in self._dirty or run_id in self._fetching or any(data is None for _, _, data in events):
+            if run_id in self._dirty or run_id in self._fetching or any(data is None for _, _, data, _ in events):
                 # An event too big to ride along (or a fetch under way): read the table, in order.
                 self._dirty.add(run_id)
                 self._has_dirty.set()
                 continue
-            for seq, event, data in events:
+            for seq, event, data, at in events:
                 for sub in subs:
                     if seq > sub.since:
-                        sub.queue.put_nowait((event, data))
+                        sub.queue.put_nowait((event, data), at)
                         sub.since = seq
 
     async def _deliverer(self) -> None:
@@ -298,15 +300,16 @@ class PostgresEventBus(RunEventBus):
         since = min(s.since for ss in subs.values() for s in ss)
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT seq, run_id, event, data FROM run_events WHERE run_id = ANY($1::text[]) AND seq > $2 ORDER BY seq",
+                "SELECT seq, run_id, event, data, created_at FROM run_events WHERE run_id = ANY($1::text[]) "
+                "AND seq > $2 ORDER BY seq",
                 list(subs),
                 since,
             )
-        for seq, run_id, event, data in rows:
+        for seq, run_id, event, data, written_at in rows:  # written a moment after it was published
             payload = data.encode()
             for sub in subs[run_id]:
                 if seq > sub.since:
-                    sub.queue.put_nowait((event, payload))
+                    sub.queue.put_nowait((event, payload), written_at)
                     sub.since = seq
 
     # --- signals --------------------------------------------------------------------------------

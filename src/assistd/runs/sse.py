@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from sse_starlette import EventSourceResponse
 
+from assistd import metrics
 from assistd.runs.events import STREAM_END, Subscription
 
 if TYPE_CHECKING:
@@ -90,10 +91,12 @@ def event_stream(
     on_close: Callable[[], None] | None = None,
 ) -> EventSourceResponse:
     async def relay() -> AsyncIterator[bytes]:
+        metrics.stream_opened()
         try:
             async for batch in relay_events(sub, resting=resting, watch_seconds=watch_seconds):
                 yield encode(batch)
         finally:
+            metrics.stream_closed()
             subscription.__exit__(None, None, None)
             if on_close is not None:
                 on_close()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import zmq
 import zmq.asyncio
 
+from assistd import metrics
 from assistd.sandbox.cgroup import Cgroups
 from assistd.sandbox.config import SandboxConfig
 from assistd.sandbox.kernel import WAIT_CHILDREN, Kernel
@@ -306,13 +307,17 @@ class SandboxManager:
             session = self._sessions[session_key] = _Session(session_key)
             if session_key in self._expired:
                 session.lost = self._expired.pop(session_key)
+        outcome = "failed"  # no kernel could run it, unless it ran
         try:
             async with session.lock:
                 if self._sessions.get(session_key) is not session:  # evicted while we waited
                     self._sessions[session_key] = session
                 self._sessions.move_to_end(session_key)
-                return await self._execute(session, code, files or [], seconds, t0)
+                result = await self._execute(session, code, files or [], seconds, t0)
+                outcome = result.outcome
+                return result
         finally:
+            metrics.sandbox_execution(outcome, time.monotonic() - t0)
             session.last_used = time.monotonic()
             async with self._freed:
                 self._freed.notify_all()
@@ -321,7 +326,7 @@ class SandboxManager:
         self, session: _Session, code: str, files: Sequence[tuple[str, Path]], seconds: float, t0: float
     ) -> ExecutionResult:
         notes: list[str] = []
-        restarted = False
+        restarted = oom = False
         if session.kernel is not None and not session.kernel.alive:
             dead, session.kernel = session.kernel, None
             session.lost = "it stopped" + (" (out of memory)" if dead.oom_killed else "")
@@ -401,6 +406,7 @@ class SandboxManager:
             files=outputs,
             error=raw.error,
             timed_out=raw.timed_out,
+            oom=oom,
             restarted=restarted,
             duration=time.monotonic() - t0,
             output_dir=out_dir if outputs else None,

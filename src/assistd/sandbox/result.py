@@ -40,10 +40,21 @@ class ExecutionResult:
     """The code raised (its traceback is in ``logs``), timed out, or killed its kernel."""
     timed_out: bool = False
     """The execution hit its wall-clock limit and was interrupted (or, failing that, killed)."""
+    oom: bool = False
+    """The kernel ran out of memory (and was restarted)."""
     restarted: bool = False
     """The kernel died or was killed: the thread's variables and /mnt/data are gone."""
     duration: float = 0.0
     output_dir: Path | None = None
+
+    @property
+    def outcome(self) -> str:
+        """For the metrics: ``timeout``, ``oom``, ``error`` (the code raised, or its kernel died) or ``ok``."""
+        if self.timed_out:
+            return "timeout"
+        if self.oom:
+            return "oom"
+        return "error" if self.error else "ok"
 
     def cleanup(self) -> None:
         """Remove the host copies of ``files`` (call it once they are stored elsewhere)."""
