@@ -24,6 +24,7 @@ from assistd.gctune import tune_after_startup
 from assistd.http import json_response
 from assistd.messages.router import router as messages_router
 from assistd.metrics import endpoint as metrics_endpoint
+from assistd.metrics.http import RouteScope
 from assistd.middleware import AccessMiddleware, RequestIdMiddleware
 from assistd.runs.router import router as runs_router
 from assistd.state import AppState
@@ -80,6 +81,7 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
     # rewritten onto /v1 before authentication.
     app.add_middleware(V1Dispatch, v1_app=build_v1_app(app.state))
     app.add_middleware(AccessMiddleware)
+    app.add_middleware(RouteScope)  # inside the Azure rewrite (a copy of the scope): see metrics/http.py
     app.add_middleware(AzureMiddleware)
     app.add_middleware(RequestIdMiddleware)  # added last: the outermost
 

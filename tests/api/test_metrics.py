@@ -126,6 +126,30 @@ class TestHTTP:
         # raw paths never become labels: the number of series stays bounded
         assert "4242" not in after.text and t not in after.text
 
+    async def test_azure_and_v1_requests_keep_bounded_labels(
+        self, app: Any, client: httpx.AsyncClient, project: tuple[str, str]
+    ) -> None:
+        before = await scrape(client)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as raw:
+            azure = {"api-key": project[0]}
+            for _ in range(2):
+                r = await raw.get("/openai/threads/thread_azure4242?api-version=2024-05-01-preview", headers=azure)
+                assert r.status_code == 404
+            assert (await raw.get("/openai/threads/thread_azure4242", headers=azure)).status_code == 400
+            v1 = {"Authorization": f"Bearer {project[0]}", "OpenAI-Beta": "assistants=v1"}
+            assert (await raw.get("/v1/assistants/asst_v14242", headers=v1)).status_code == 404
+        after = await scrape(client)
+
+        def delta(**labels: str) -> float:
+            name = "assistd_http_requests_total"
+            return after.value(name, method="GET", **labels) - before.value(name, method="GET", **labels)
+
+        # the Azure wire is served by the /v1 routes, under their templates
+        assert delta(route="/v1/threads/{thread_id}", status="404") == 2
+        assert delta(route="unrouted", status="400") == 1  # refused before routing: no api-version
+        assert delta(route="/v1/assistants/{assistant_id}", status="404") == 1  # the v1 dialect's route
+        assert "4242" not in after.text
+
 
 class TestRuns:
     async def test_a_completed_run_and_its_model_call(

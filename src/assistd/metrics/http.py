@@ -21,10 +21,11 @@ from typing import Any
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistd.metrics import FAST_BUCKETS, bounded
 
+ROUTED = "assistd.routed_scope"  # scope["state"] key: the scope routing writes into (see RouteScope)
 UNROUTED = "unrouted"  # answered before a route was chosen: no route matches, or refused first (no key)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -119,7 +120,32 @@ REGISTRY.register(HTTP)
 
 
 def observe_request(scope: Scope, root_path: str, status: int, started: float) -> None:
-    """One answered request: counted and timed (called when its response starts)."""
+    """One answered request: counted and timed (called when its response starts, by the outermost
+    middleware, with its scope: the route is read from the one routing wrote into, see RouteScope)."""
     method = scope.get("method", "")
-    key = (method if method in METHODS else "other", route_label(scope, root_path), status)
+    routed = scope["state"].get(ROUTED, scope) if "state" in scope else scope
+    key = (method if method in METHODS else "other", route_label(routed, root_path), status)
     HTTP.observe(key, time.perf_counter() - started)
+
+
+class RouteScope:
+    """Lends the outermost middleware the scope that routing writes the route into.
+
+    A middleware that rewrites a request passes a copy of its scope on (the Azure wire: another
+    path), so the router's ``scope["route"]`` is not seen outside it; ``scope["state"]`` is the
+    same dict in every copy. Add it inside every middleware that copies the scope. The reference
+    is dropped when the request ends (no cycle outlives it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state[ROUTED] = scope
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            state.pop(ROUTED, None)
