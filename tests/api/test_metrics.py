@@ -238,6 +238,35 @@ class TestRuns:
             before.value("assistd_run_claim_delay_seconds_count") + 1
         )
 
+    async def test_a_final_status_counts_once_its_transaction_commits(
+        self, client: httpx.AsyncClient, state: AppState, llm: FakeLLM
+    ) -> None:
+        from assistd.executor.transitions import transition
+
+        assert state.executor is not None
+        a, t = await setup(client)
+        await state.executor.stop()  # the run stays queued: this test ends it itself
+        try:
+            run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+            labels = {"status": "failed", "code": "server_error"}
+            before = (await scrape(client)).value("assistd_runs_total", **labels)
+            error = {"code": "server_error", "message": "closed by the test"}
+
+            async def close_then_fail() -> None:
+                async with state.db.session(write=True) as s:
+                    assert await transition(s, run["id"], "failed", last_error=error, failed_at=0)
+                    raise RuntimeError("the closing transaction fails")  # rolled back: not counted
+
+            with pytest.raises(RuntimeError):
+                await close_then_fail()
+            assert (await scrape(client)).value("assistd_runs_total", **labels) == before
+            assert (await client.get(f"/threads/{t}/runs/{run['id']}")).json()["status"] == "queued"
+            async with state.db.session(write=True) as s:
+                assert await transition(s, run["id"], "failed", last_error=error, failed_at=0)
+            assert (await scrape(client)).value("assistd_runs_total", **labels) == before + 1
+        finally:
+            state.executor.start()
+
 
 class TestIngestion:
     async def test_files_ingested_and_failed(self, client: httpx.AsyncClient, state: AppState) -> None:

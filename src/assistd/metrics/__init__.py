@@ -11,12 +11,13 @@ Calls for code elsewhere (each one line, cheap, safe from any task):
 - ``metrics.run_resumed()``: a run whose worker died is continued by another (its lease lapsed).
 - ``metrics.model_call_remade()``: a model call cut off by a dead worker is made again (it costs
   money: count every one).
-- ``metrics.runs_claimed(rows)`` / ``metrics.run_adopted()``: the executor took queued runs /
-  started a run its request created already claimed (claim delay).
+- ``metrics.run_claimed(delay)`` (or ``metrics.runs_claimed(rows)``, the claimed rows) /
+  ``metrics.run_adopted()``: an executor took a queued run after ``delay`` seconds (its first
+  claim) / started a run its request created already claimed (claim delay 0).
 - ``metrics.run_ended_on_commit(session, status, rows, values)``: called by
   ``executor.transitions`` for every move to a terminal status; counted once the transaction
   commits (a closing transaction that fails and is retried is counted once).
-- ``metrics.upstream_call(upstream, model)`` → :class:`UpstreamCall`: ``first()``, ``usage(u)``,
+- ``metrics.upstream_call(upstream, model)`` → :class:`UpstreamCall`: ``first()``, ``.usage = u``,
   ``end(outcome)``; ``metrics.upstream_retry(upstream)``.
 - ``metrics.stream_opened()`` / ``metrics.stream_closed()``; ``metrics.RELAY_LAG.observe(s)``.
 - ``metrics.ingest_phase(phase, seconds)``, ``metrics.ingest_done(outcome, seconds)``.
@@ -46,6 +47,7 @@ __all__ = [
     "ingest_phase",
     "model_call_remade",
     "run_adopted",
+    "run_claimed",
     "run_ended_on_commit",
     "run_resumed",
     "runs_claimed",
@@ -142,16 +144,22 @@ def model_call_remade() -> None:
     MODEL_CALLS_REMADE.inc()
 
 
+def run_claimed(delay: float) -> None:
+    """An executor took a run from the queue ``delay`` seconds after it was created (its first claim)."""
+    CLAIM_DELAY.observe(delay)
+
+
 def runs_claimed(rows: Iterable[Any]) -> None:
     """Runs just claimed from the queue: the claim delay of their first claim (later claims are of
     runs that waited for tool outputs, not for an executor)."""
     t = time.time()
     for row in rows:
         if row.attempt == 1:
-            CLAIM_DELAY.observe(max(0.0, t - row.created_at))
+            run_claimed(max(0.0, t - row.created_at))
 
 
 def run_adopted() -> None:
+    """A run started by the process that created it, as it was created: it never waited."""
     CLAIM_DELAY.observe(0.0)
 
 
