@@ -59,4 +59,6 @@ check(custom["api"]["environment"]["ASSISTD_UPSTREAM_BASE_URL"] == host, "api ig
 check(custom["worker"]["environment"]["ASSISTD_UPSTREAM_BASE_URL"] == host, "worker ignores ASSISTD_UPSTREAM_BASE_URL")
 check(custom["api"]["ports"][0]["host_ip"] == "0.0.0.0", "ASSISTD_BIND is not the published address")
 check(custom["api"]["environment"]["ASSISTD_API_KEY"] == key, "ASSISTD_API_KEY does not reach the api")
-print("check_compose: OK (shared upstream settings, 127.0.0.1 by default, ollama profile, host.docker.internal, API key)")
+print(
+    "check_compose: OK (shared upstream settings, 127.0.0.1 by default, ollama profile, host.docker.internal, API key)"
+)
