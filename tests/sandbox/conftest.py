@@ -1,7 +1,7 @@
 """Fixtures for the code-interpreter sandbox: real bubblewrap, real kernels, no fakes.
 
 These tests need ``bwrap`` and the kernel venv (``apt-get install bubblewrap`` then
-``assistd sandbox install``, which puts it at ./data/sandbox/venv; or point
+``assistd setup``, which puts it at ./data/sandbox/venv; or point
 ASSISTD_SANDBOX_VENV at one). Without them they FAIL with that instruction: CI installs both.
 A developer who cannot run them can deselect them with ``-m "not sandbox"``.
 """
@@ -28,7 +28,7 @@ os.environ["ASSISTD_TEST_SERVER_SECRET"] = SERVER_SECRET
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sandbox: needs bubblewrap and the kernel venv (assistd sandbox install)")
+    config.addinivalue_line("markers", "sandbox: needs bubblewrap and the kernel venv (assistd setup)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,7 +60,7 @@ def base_config(tmp_path_factory: pytest.TempPathFactory) -> SandboxConfig:
     if not status.available:
         pytest.fail(
             f"the code interpreter sandbox is unavailable: {status.reason}\n"
-            "Install it with `apt-get install bubblewrap && .venv/bin/assistd sandbox install` "
+            "Install it with `.venv/bin/assistd setup` (as root, or `apt-get install bubblewrap` first) "
             '(or deselect these tests with -m "not sandbox").',
             pytrace=False,
         )

@@ -127,8 +127,9 @@ async def test_unavailable_without_the_kernel_venv(tmp_path: Path, thread) -> No
     status = await m.start()
 
     assert not status.available
-    assert "assistd sandbox install" in status.reason
-    with pytest.raises(SandboxUnavailableError, match="sandbox install"):
+    assert f"the kernel environment {tmp_path / 'missing'} does not exist" in status.reason
+    assert "run `assistd setup`" in status.reason  # SandboxConfig's default command
+    with pytest.raises(SandboxUnavailableError, match="assistd setup"):
         await m.execute(thread(), "print('never runs')")
     await m.close()
 

@@ -174,8 +174,9 @@ async def code_interpreter(state: AppState, run: Run, res: Resources, code: str)
     from assistd.sandbox import SandboxError
 
     sandbox = state.sandbox
-    if sandbox is None or not sandbox.status.available:
-        reason = sandbox.status.reason if sandbox is not None else "the sandbox is not set up in this process"
+    status = await sandbox.ensure_available() if sandbox is not None else None
+    if status is None or not status.available:
+        reason = status.reason if status is not None else "the sandbox is not set up in this process"
         return CodeOutcome([], f"Error: the code interpreter is not available: {reason}", {}, [])
     staged = await _staged_files(state, run, res.code_file_ids)
     try:

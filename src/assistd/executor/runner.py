@@ -54,6 +54,7 @@ from assistd.logs import set_run_id
 from assistd.messages.protocol import to_object as message_object
 from assistd.models import Message, Run, RunStep
 from assistd.pagination import all_rows, row_columns
+from assistd.retrieval.embeddings import EmbedderError
 from assistd.runs.protocol import step_to_object
 from assistd.runs.protocol import to_object as run_object
 from assistd.timeutil import now
@@ -138,13 +139,10 @@ class RunRunner:
         try:
             if CODE_INTERPRETER in self.builtins:
                 sandbox = self.ex.state.sandbox
-                if sandbox is None or not sandbox.status.available:
-                    reason = sandbox.status.reason if sandbox is not None else "no sandbox in this process"
-                    await self._fail(
-                        "server_error",
-                        f"The code_interpreter tool is not available on this server ({reason}). "
-                        "Run `assistd sandbox check` on the server, or remove the tool from the run.",
-                    )
+                status = await sandbox.ensure_available() if sandbox is not None else None
+                if status is None or not status.available:
+                    reason = status.reason if status is not None else "no sandbox in this process"
+                    await self._fail("server_error", f"code_interpreter is unavailable: {reason}")
                     return
             while True:
                 outcome = await self._one_call()
@@ -156,6 +154,8 @@ class RunRunner:
                 raise
         except UpstreamError as exc:
             await asyncio.shield(self._fail(exc.code, exc.message))
+        except EmbedderError as exc:  # file_search without its embedder: the message says what to do
+            await asyncio.shield(self._fail("server_error", exc.message))
         except Exception as exc:
             log.exception("run %s failed", self.run_id)
             await asyncio.shield(

@@ -10,7 +10,8 @@
   ``in_progress`` under our lease (a cancel or a detach in the meantime wins: the work is
   dropped). No transaction is held across parsing or embedding.
 - **Errors**: ``ParseError`` → ``failed`` with its code (``unsupported_file``/``invalid_file``);
-  anything else → ``server_error``. A bad file never stops the loop.
+  ``EmbedderError`` (no model weights, embeddings endpoint down) → ``server_error`` with its message,
+  which names the fix; anything else → ``server_error``. A bad file never stops the loop.
 - **Heartbeat**: leases of running jobs are extended every ``lease/3``; a job whose row was
   cancelled or detached is stopped.
 - **Wake-ups**: in-process after commits (ingest.wake_local), ``NOTIFY assistd_ingest`` on
@@ -31,6 +32,7 @@ from sqlalchemy import delete, or_, select, update
 from assistd import ingest, metrics
 from assistd.ids import random_token
 from assistd.models import Chunk, File, VectorStore, VectorStoreFile, VectorStoreFileText
+from assistd.retrieval.embeddings import EmbedderError
 from assistd.retrieval.index import backend, ensure_hnsw, get_embedder, insert_chunks
 from assistd.retrieval.parsing import PAGE_BREAK
 
@@ -189,6 +191,9 @@ class Ingester:
         except ParseError as exc:
             outcome = self._failure_code(exc.code)
             await self._fail(job, exc.code, exc.message)
+        except EmbedderError as exc:  # e.g. the local model's weights missing: the message says what to do
+            log.warning("ingest %s/%s failed: %s", job["vector_store_id"], job["id"], exc.message)
+            await self._fail(job, "server_error", exc.message)
         except asyncio.CancelledError:
             outcome = ""  # shutdown or a lost lease: another ingester finishes it
             raise

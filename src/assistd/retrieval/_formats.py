@@ -375,7 +375,11 @@ def doc(data: bytes, path: Path | None) -> str:
     """Word 97-2003 through antiword (Debian package ``antiword``), if installed."""
     antiword = shutil.which("antiword")
     if antiword is None:
-        raise ParseError("unsupported_file", ".doc files need antiword, which is not installed on this server.")
+        raise ParseError(
+            "unsupported_file",
+            ".doc files need antiword, which is not installed on this server "
+            "(Debian/Ubuntu: `sudo apt-get install antiword`; no restart needed).",
+        )
     if not data.startswith(_OLE_MAGIC):
         raise ParseError("invalid_file", "The file is not a Word 97-2003 document.")
     with tempfile.TemporaryDirectory() as tmp:

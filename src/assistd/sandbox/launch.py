@@ -55,11 +55,22 @@ _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # sh: move ourselves into each cgroup given before "--", then exec the rest.
 _JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"'
 
-REQUIRED_TOOLS = ("bwrap", "prlimit")
+REQUIRED_TOOLS = ("bwrap", "prlimit")  # and setpriv when the server runs as root
+
+
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin"
 
 
 def tool(name: str) -> str | None:
-    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin")
+    """A system tool, looked up in the system's directories only (never the server's PATH)."""
+    return shutil.which(name, path=SYSTEM_PATH)
+
+
+def bwrap(config: SandboxConfig) -> str | None:
+    """The bubblewrap binary: ``config.bwrap`` (ASSISTD_SANDBOX_BWRAP) when set, else the system's."""
+    if config.bwrap is not None:
+        return str(config.bwrap) if os.access(config.bwrap, os.X_OK) else None
+    return tool("bwrap")
 
 
 def kernel_env(config: SandboxConfig) -> dict[str, str]:
@@ -140,13 +151,17 @@ def bwrap_args(
     args += ["--file", str(passwd_fd), "/etc/passwd", "--file", str(group_fd), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(config.disk_bytes), "--tmpfs", HOME]
-    mpl_cache = config.venv / MPL_CACHE_DIR
+    # Resolved here, by the server: bubblewrap opens the paths as the sandbox's uid, which may not
+    # be allowed through a symlink's directory (`assistd setup` links a root-owned data directory's
+    # venv to /opt/assistd/kernel-venv).
+    venv = config.venv.resolve()
+    mpl_cache = venv / MPL_CACHE_DIR
     if mpl_cache.is_dir():
         for f in sorted(mpl_cache.glob("*.json")):
             args += ["--ro-bind", str(f), f"{MPLCONFIGDIR}/{f.name}"]
     args += ["--size", str(config.disk_bytes), "--perms", "0755", "--tmpfs", DATA_DIR]
-    args += ["--ro-bind", str(config.venv), KERNEL_VENV]
-    prefix = _base_prefix(config.venv)
+    args += ["--ro-bind", str(venv), KERNEL_VENV]
+    prefix = _base_prefix(venv)
     if prefix is not None:
         args += ["--ro-bind", str(prefix), str(prefix)]
     args += ["--size", str(1024 * 1024), "--tmpfs", RUN_DIR]
@@ -194,5 +209,5 @@ def launcher(config: SandboxConfig, cgroup: CgroupSet | None, *, limit_nproc: bo
     if config.drops_privileges:
         uid = str(config.sandbox_uid)
         argv += [tool("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
-    argv.append(tool("bwrap") or "bwrap")
+    argv.append(bwrap(config) or str(config.bwrap or "bwrap"))
     return argv

@@ -23,7 +23,7 @@ from assistd import metrics
 from assistd.sandbox.cgroup import Cgroups
 from assistd.sandbox.config import SandboxConfig
 from assistd.sandbox.kernel import WAIT_CHILDREN, Kernel
-from assistd.sandbox.probe import probe
+from assistd.sandbox.probe import preflight, probe
 from assistd.sandbox.result import ExecutionResult, SandboxError, SandboxStatus, SandboxUnavailableError
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ log = logging.getLogger("assistd.sandbox")
 _PRELOAD_TIMEOUT = 120.0
 _HEALTH_SECONDS = 3.0
 _EXPIRED_MEMORY = 10_000
+REPROBE_SECONDS = 30.0  # an unavailable sandbox whose test sandbox failed is probed again at most this often
 
 
 class SandboxBusyError(SandboxError):
@@ -83,6 +84,8 @@ class SandboxManager:
         self._outbox: Path | None = None
         self._results = itertools.count(1)
         self._closed = False
+        self._background = True
+        self._probed_at = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SandboxManager:
@@ -110,32 +113,61 @@ class SandboxManager:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, *, background: bool = True) -> SandboxStatus:
-        """Probe, then (if available) fill the warm pool and start the idle reaper."""
+        """Probe, then (if available) fill the warm pool and start the idle reaper. When unavailable,
+        logs one WARNING per missing part, with the command that fixes it."""
         async with self._start_lock:
             if self._started:
                 return self._status
-            status = await asyncio.to_thread(probe, self.config)
-            if status.available:
-                self._cgroups = await asyncio.to_thread(Cgroups.discover)
-                limits = (
-                    self._cgroups.reason
-                    if self._cgroups.available
-                    else f"no cgroups ({self._cgroups.reason}): rlimits only"
-                )
-                status = SandboxStatus(True, f"{status.reason}; {limits}")
-                self._ctx = zmq.asyncio.Context()
-                self._ctx.setsockopt(zmq.LINGER, 0)
-                root = self.config.runtime_dir or Path(os.environ.get("TMPDIR", "/tmp"))
-                self._outbox = root / f"{os.getpid()}-{secrets.token_hex(4)}"
-                self._outbox.mkdir(parents=True, exist_ok=True)
-                if background:
-                    self._spawn(self._reaper())
-                    self._refill()
-            else:
-                log.warning("code interpreter unavailable: %s", status.reason)
-            self._status = status
+            self._background = background
+            status = await self._bring_up()
+            if not status.available:
+                for problem in preflight(self.config) if status.quick else [status.reason]:
+                    log.warning("code_interpreter is unavailable: %s", problem)
             self._started = True
             return status
+
+    async def ensure_available(self) -> SandboxStatus:
+        """The status, probed again first while the sandbox is unavailable, so that a part installed
+        since (bubblewrap, the kernel environment) is used without a restart: at once when the last
+        probe failed on a quick check (a missing tool or environment), at most every
+        ``REPROBE_SECONDS`` when it failed in a test sandbox (which costs ~1 s of CPU)."""
+        if not self._started:
+            return await self.start(background=self._background)
+        if self._status.available or self._closed:
+            return self._status
+        wait = 0.0 if self._status.quick else REPROBE_SECONDS
+        if time.monotonic() - self._probed_at < wait:
+            return self._status
+        async with self._start_lock:
+            if self._status.available or self._closed or time.monotonic() - self._probed_at < wait:
+                return self._status
+            status = await self._bring_up()
+            if status.available:
+                log.info("code_interpreter is available now: %s", status.reason)
+            return status
+
+    async def _bring_up(self) -> SandboxStatus:
+        """Probe; when available, set up what kernels need (under ``_start_lock``)."""
+        status = await asyncio.to_thread(probe, self.config)
+        self._probed_at = time.monotonic()
+        if status.available:
+            self._cgroups = await asyncio.to_thread(Cgroups.discover)
+            limits = (
+                self._cgroups.reason
+                if self._cgroups.available
+                else f"no cgroups ({self._cgroups.reason}): rlimits only"
+            )
+            status = SandboxStatus(True, f"{status.reason}; {limits}")
+            self._ctx = zmq.asyncio.Context()
+            self._ctx.setsockopt(zmq.LINGER, 0)
+            root = self.config.runtime_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+            self._outbox = root / f"{os.getpid()}-{secrets.token_hex(4)}"
+            self._outbox.mkdir(parents=True, exist_ok=True)
+            if self._background:
+                self._spawn(self._reaper())
+                self._refill()
+        self._status = status
+        return status
 
     async def close(self) -> None:
         """Kill every kernel (bound or pooled); later calls to :meth:`execute` raise."""
@@ -296,10 +328,9 @@ class SandboxManager:
         timeout: float | None = None,  # noqa: ASYNC109 (the execution's wall-clock limit, in the kernel)
     ) -> ExecutionResult:
         """Run ``code`` in the session's kernel (started if needed), files staged first."""
-        if not self._started:
-            await self.start()
-        if self._closed or not self._status.available:
-            raise SandboxUnavailableError(self._status.reason)
+        status = await self.ensure_available()
+        if self._closed or not status.available:
+            raise SandboxUnavailableError(status.reason)
         seconds = self.config.timeout_seconds if timeout is None else timeout
         t0 = time.monotonic()
         session = self._sessions.get(session_key)

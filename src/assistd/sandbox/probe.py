@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
 from assistd.sandbox import launch
-from assistd.sandbox.config import SandboxConfig
+from assistd.sandbox.config import ROOT_KERNEL_VENV, SandboxConfig
 from assistd.sandbox.result import SandboxStatus
 
 # Runs inside a real sandbox: imports what a kernel needs and checks the isolation holds.
@@ -32,8 +33,6 @@ report["server_env"] = sorted(k for k in os.environ if k.startswith("ASSISTD"))
 print(json.dumps(report))
 """
 
-INSTALL_HINT = "run `assistd sandbox install`"
-
 
 def _pipe_with(data: bytes) -> int:
     r, w = os.pipe()
@@ -42,28 +41,80 @@ def _pipe_with(data: bytes) -> int:
     return r
 
 
-def _bwrap_version() -> str:
+def _bwrap_version(config: SandboxConfig) -> str:
     try:
-        out = subprocess.run([launch.tool("bwrap") or "bwrap", "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([launch.bwrap(config) or "bwrap", "--version"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "bubblewrap"
     return out.stdout.strip() or "bubblewrap"
 
 
-def probe(config: SandboxConfig, *, timeout: float = 60.0) -> SandboxStatus:
-    """Start one sandbox with the kernel's Python and check it. Blocking (run it in a thread)."""
-    tools = list(launch.REQUIRED_TOOLS) + (["setpriv"] if config.drops_privileges else [])
-    for name in tools:
+def apt_command(*packages: str) -> str:
+    """The command a user runs to install Debian/Ubuntu packages (no sudo when already root)."""
+    return ("" if os.geteuid() == 0 else "sudo ") + "apt-get install " + " ".join(packages)
+
+
+def unreachable(path: Path, uid: int) -> Path | None:
+    """The first directory on the way to ``path`` (symlinks resolved) that ``uid`` may not pass
+    through, or None. Only the owner and "other" bits are looked at: good enough to warn."""
+    resolved = path.resolve()
+    for directory in [*reversed(resolved.parents), resolved]:
+        try:
+            st = directory.stat()
+        except OSError:
+            return None  # missing: reported as such elsewhere
+        allowed = stat.S_IXUSR if st.st_uid == uid else stat.S_IXOTH
+        if not st.st_mode & allowed:
+            return directory
+    return None
+
+
+def preflight(config: SandboxConfig) -> list[str]:
+    """What is missing, one message per part, each with the command that fixes it; checked without
+    starting anything (microseconds), so it can run before every use while something is missing."""
+    problems = []
+    if launch.bwrap(config) is None:
+        if config.bwrap is not None:
+            problems.append(
+                f"bubblewrap is not installed at {config.bwrap} (ASSISTD_SANDBOX_BWRAP): install it there, or "
+                f"run `{apt_command('bubblewrap')}` and unset ASSISTD_SANDBOX_BWRAP"
+            )
+        else:
+            problems.append(
+                f"bubblewrap (`bwrap`) is not installed: run `{apt_command('bubblewrap')}` (Debian/Ubuntu; "
+                f"`{config.setup_command}` does it when run as root)"
+            )
+    for name in ("prlimit", "setpriv") if config.drops_privileges else ("prlimit",):
         if launch.tool(name) is None:
-            package = "bubblewrap" if name == "bwrap" else "util-linux"
-            return SandboxStatus(False, f"`{name}` is not installed (Debian/Ubuntu: apt-get install {package})")
+            problems.append(f"`{name}` is not installed: run `{apt_command('util-linux')}` (Debian/Ubuntu)")
     try:
         if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
-            return SandboxStatus(False, "user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)")
+            problems.append(
+                "user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0): "
+                "run `sysctl -w user.max_user_namespaces=15000` as root"
+            )
     except (OSError, ValueError):
         pass
     if not config.python.exists():
-        return SandboxStatus(False, f"the kernel environment {config.venv} does not exist: {INSTALL_HINT}")
+        problems.append(
+            f"the kernel environment {config.venv} does not exist (or is broken): run `{config.setup_command}`"
+        )
+    elif config.drops_privileges and (blocked := unreachable(config.venv, config.sandbox_uid)) is not None:
+        problems.append(
+            f"the kernel environment {config.venv} cannot be read by uid {config.sandbox_uid}, which runs the "
+            f"code when the server runs as root ({blocked} is mode {stat.S_IMODE(blocked.stat().st_mode):o}): run "
+            f"`{config.setup_command}` (it keeps the environment in {ROOT_KERNEL_VENV} and links it from the "
+            "data directory), or set ASSISTD_SANDBOX_VENV to a directory that every user can reach"
+        )
+    return problems
+
+
+def probe(config: SandboxConfig, *, timeout: float = 60.0) -> SandboxStatus:
+    """Check what is needed (:func:`preflight`), then start one sandbox with the kernel's Python
+    and check it. Blocking (run it in a thread)."""
+    problems = preflight(config)
+    if problems:
+        return SandboxStatus(False, "; ".join(problems), quick=True)
     uid = config.sandbox_uid
     fds = [
         _pipe_with(b"{}"),
@@ -101,11 +152,17 @@ def probe(config: SandboxConfig, *, timeout: float = 60.0) -> SandboxStatus:
         detail = (done.stderr or done.stdout).strip()[-1500:]
         hint = ""
         if "ipykernel" in detail or "No such file" in detail:
-            hint = f" ({INSTALL_HINT})"
+            hint = f" (run `{config.setup_command}`)"
         if "Permission denied" in detail and config.drops_privileges:
             hint = (
                 f" (the kernel environment and its parent directories must be readable by uid "
                 f"{config.sandbox_uid}; or set ASSISTD_SANDBOX_VENV)"
+            )
+        if "namespace" in detail or "uid map" in detail:
+            hint = (
+                " (unprivileged user namespaces are blocked here: on Ubuntu 23.10 and later by AppArmor, "
+                "`sysctl kernel.apparmor_restrict_unprivileged_userns`; in a container by its seccomp "
+                "profile, see the README's Code interpreter sandbox section)"
             )
         return SandboxStatus(False, f"a test sandbox failed (exit status {done.returncode}){hint}: {detail}")
     try:
@@ -120,7 +177,7 @@ def probe(config: SandboxConfig, *, timeout: float = 60.0) -> SandboxStatus:
     versions = ", ".join(
         f"{k} {report[k]}" for k in ("python", "ipykernel", "numpy", "pandas", "matplotlib") if report.get(k)
     )
-    reason = f"{_bwrap_version()}; kernel environment {config.venv} ({versions})"
+    reason = f"{_bwrap_version(config)}; kernel environment {config.venv} ({versions})"
     if missing:
-        reason += f"; missing {', '.join(missing)} ({INSTALL_HINT})"
+        reason += f"; missing {', '.join(missing)} (run `{config.setup_command}`)"
     return SandboxStatus(True, reason)

@@ -25,7 +25,10 @@ class KernelStartError(SandboxError):
 class SandboxStatus:
     available: bool
     reason: str
-    """Why not, when unavailable; what limits apply, when available."""
+    """Why not, when unavailable (with the command that fixes it); what limits apply, when available."""
+    quick: bool = False
+    """Unavailable for a reason found without starting a sandbox (a tool or the kernel environment
+    missing): checking again costs nothing."""
 
 
 @dataclass
