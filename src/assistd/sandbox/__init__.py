@@ -7,6 +7,8 @@ Public API (what the run executor uses)::
     manager = SandboxManager.from_settings(settings)   # one per process (AppState.sandbox)
     status = await manager.start()                      # probe; warm pool; idle reaper
     status.available, status.reason                     # tool unavailable -> say `reason`
+    status = await manager.ensure_available()           # before a run needs it: probes again while
+                                                        # unavailable (a part installed since is used)
 
     result = await manager.execute(
         thread_id,                                      # session key: one kernel per thread
@@ -23,6 +25,8 @@ Public API (what the run executor uses)::
     await manager.close_session(thread_id)              # thread deleted
     await manager.close()                               # shutdown: every kernel dies
 
+When the sandbox is unavailable, ``start`` logs one WARNING per missing part (bubblewrap, the
+kernel environment...) with the command that fixes it, and ``reason`` names them all.
 ``execute`` raises :class:`SandboxUnavailableError` when the probe failed (the code is not run,
 ever, outside a sandbox), :class:`SandboxBusyError` when every kernel slot stayed busy for the
 whole timeout, and :class:`KernelStartError` when a kernel would not start; all are
