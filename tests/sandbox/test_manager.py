@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -150,23 +151,30 @@ async def test_an_installed_part_is_used_by_the_next_execution(tmp_path: Path, t
     await m.close()
 
 
-async def test_a_failing_test_sandbox_is_not_probed_again_at_once(thread) -> None:
+@pytest.fixture
+def venv_without_ipykernel() -> Iterator[Path]:
+    """A venv whose Python runs but lacks ipykernel, within reach of the sandbox's uid (pytest's
+    tmp_path is not, as root), so that the test sandbox itself fails."""
     with tempfile.TemporaryDirectory() as d:
-        Path(d).chmod(0o755)  # within reach of the sandbox's uid: the test sandbox itself fails
+        Path(d).chmod(0o755)
         venv = Path(d) / "venv"
         (venv / "bin").mkdir(parents=True)
-        (venv / "bin" / "python").symlink_to("/usr/bin/python3")  # a venv without ipykernel
-        m = SandboxManager(SandboxConfig(venv=venv, runtime_dir=Path(d), warm_pool=0))
-        status = await m.start(background=False)
-        try:
-            assert not status.available and not status.quick
-            assert status.reason.startswith("a test sandbox failed (exit status 1) (run `assistd setup`)")
-            assert "ipykernel" in status.reason
-            assert await m.ensure_available() is status  # within REPROBE_SECONDS: the verdict stands
-            with pytest.raises(SandboxUnavailableError, match="a test sandbox failed"):
-                await m.execute(thread(), "print('never runs')")
-        finally:
-            await m.close()
+        (venv / "bin" / "python").symlink_to("/usr/bin/python3")
+        yield venv
+
+
+async def test_a_failing_test_sandbox_is_not_probed_again_at_once(venv_without_ipykernel: Path, thread) -> None:
+    m = SandboxManager(SandboxConfig(venv=venv_without_ipykernel, runtime_dir=venv_without_ipykernel, warm_pool=0))
+    status = await m.start(background=False)
+    try:
+        assert not status.available and not status.quick
+        assert status.reason.startswith("a test sandbox failed (exit status 1) (run `assistd setup`)")
+        assert "ipykernel" in status.reason
+        assert await m.ensure_available() is status  # within REPROBE_SECONDS: the verdict stands
+        with pytest.raises(SandboxUnavailableError, match="a test sandbox failed"):
+            await m.execute(thread(), "print('never runs')")
+    finally:
+        await m.close()
 
 
 async def test_settings_reach_the_sandbox(tmp_path: Path) -> None:
