@@ -311,14 +311,14 @@ def run_setup(
     """Install (or with ``check``, only look for) every part; print one line per part. The exit
     status. ``root_kernel_venv``: where root keeps a kernel venv the data directory's path cannot
     offer the sandbox uid (default ``/opt/assistd/kernel-venv``)."""
+    from assistd.datadir import describe
     from assistd.sandbox.config import ROOT_KERNEL_VENV
     from assistd.sandbox.probe import apt_command
 
     r = _Report(say)
-    data_dir = settings.data_dir.absolute()
-    database = settings.resolved_database_url
-    database = database.split("///", 1)[-1] if settings.is_sqlite else database.split("@")[-1]
-    say(f"assistd setup{' --check' if check else ''}: data directory {data_dir} (database {database})")
+    say(
+        f"assistd setup{' --check' if check else ''}: data directory {settings.data_dir.resolve()} ({describe(settings)})"
+    )
     file_search = _weights(settings, check, r)
     tools = _sandbox_tools(settings, check, r)
     kernel = _kernel_venv(settings, check, r, root_kernel_venv or ROOT_KERNEL_VENV)

@@ -49,7 +49,10 @@ def test_a_second_run_finds_everything_and_changes_nothing(tmp_path: Path) -> No
     assert first.returncode == 0, first.stdout + first.stderr
     lines = first.stdout.splitlines()
     data_dir = tmp_path / "data"
-    assert lines[0] == f"assistd setup: data directory {data_dir} (database {data_dir / 'assistd.db'})"
+    assert lines[0] == (
+        f"assistd setup: data directory {data_dir} (SQLite database {data_dir / 'assistd.db'}, files in "
+        f"{data_dir / 'files'})"
+    )
     assert lines[1] == f"[ok] file_search weights: all-MiniLM-L6-v2 in {package_model_dir()} (sha256 verified)"
     assert lines[2].startswith(f"[ok] bubblewrap: {shutil.which('bwrap')} (bubblewrap ")
     assert lines[3].startswith(f"[ok] kernel environment: {KERNEL_VENV} (ipykernel ")
