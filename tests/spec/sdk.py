@@ -2,29 +2,31 @@
 
 Used when the official spec file is absent (a fresh clone). The types are what the official
 Python SDK parses responses into, but the SDK parses leniently (``extra="allow"``, no error on a
-missing field), so each type is turned into a strict JSON schema first (``pydantic``'s schema of
-the type, rewritten by :class:`_StrictWire`) and validated with the same ``jsonschema`` validator
-as the spec:
+missing field), so each type is turned into a strict JSON schema first (pydantic's schema of the
+type, rewritten by :class:`_StrictWire` and :func:`_switch_on_tags`) and validated with the same
+``jsonschema`` validator as the spec:
 
 * **no unknown keys**: every object the SDK models gets ``additionalProperties: false``, so a
-  misspelled or invented field fails (maps the SDK types as ``Dict`` stay maps);
+  misspelled or invented field fails (fields the SDK types as maps, ``metadata`` or a JSON
+  schema, still take any key);
 * **every field present**: OpenAI's objects carry all their fields, ``null`` when unset
-  (nullable is not optional), so every field the SDK declares is required, even those the SDK
+  (nullable is not optional), so every field the SDK declares is required, even those it
   defaults to ``None``, except
   - inside a stream delta (``thread.message.delta``, ``thread.run.step.delta``), which carries
     only what changed: there the SDK's own required set holds;
-  - the fields in :data:`OPTIONAL`, each optional in the official spec too;
+  - the fields in :data:`OPTIONAL`, exactly those the spec does not require;
 * **types and literal values**: JSON types (an ``int`` field takes no string, a ``bool`` no
   ``1``), ``Literal`` values (``object``, ``status``, ``type``, ``role``, ...), ``null`` only
   where the SDK type is ``Optional``.
 
 What the SDK types cannot say, this reference cannot check: numeric bounds the spec states
-(``temperature`` <= 2, ``max_prompt_tokens`` >= 256) and nullability of spec-optional fields.
+(``temperature`` <= 2, ``max_prompt_tokens`` >= 256), and that a field the spec leaves optional
+is not ``null`` when present (the SDK types those ``Optional``).
 
 Component names are the spec's (``AssistantObject``, ``RunObject``, ...), mapped in
-:data:`COMPONENTS`; the list and page envelopes, which the SDK's page classes model only in part
-(``data``, ``has_more``), are written out below from CONTRACT.md §1 (the list envelope, ids null
-on an empty page) and the vector-store page objects.
+:data:`COMPONENTS`, and paths in :data:`PATHS`. The list and page envelopes, which the SDK's page
+classes model only in part (``data``, ``has_more``), are written out below from CONTRACT.md §1
+(the list envelope; its ids are null on an empty page, §9) and the vector-store page objects.
 """
 
 from __future__ import annotations
