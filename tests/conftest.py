@@ -10,8 +10,9 @@ The suite runs against a real database chosen by ``ASSISTD_TEST_DATABASE``:
 The database is migrated once with the real Alembic migrations. Tests are isolated by project:
 every test gets its own API key bound to a new project, so no test sees another's objects.
 
-Every JSON response that passes through ``client`` or the SDK fixtures is validated against the
-OpenAPI spec (tests/spec.py) by a response hook, so no endpoint can answer off-spec unnoticed.
+Every JSON response that passes through ``client`` or the SDK fixtures is validated by a response
+hook against the OpenAPI spec, or without it against the ``openai`` package's types, strictly
+(tests/spec), so no endpoint can answer off-spec unnoticed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from assistd.db.migrate import upgrade
 from assistd.fakellm import FakeLLM
 from assistd.models import Run
 from assistd.state import AppState
+from tests import spec
 from tests.spec import validate, validate_response
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -47,8 +49,8 @@ def _backend() -> str:
     return os.environ.get("ASSISTD_TEST_DATABASE", "sqlite")
 
 
-def pytest_report_header() -> str:
-    return f"assistd test database: {_backend()}"
+def pytest_report_header() -> list[str]:
+    return [f"assistd test database: {_backend()}", f"responses validated against {spec.REFERENCE.name}"]
 
 
 async def _admin(server_url: str):  # -> asyncpg.Connection

@@ -72,6 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("assistd")
     log.info("using the %s", describe(settings))
     log.info("serving the Assistants API at http://%s:%d/v1", settings.host, settings.port)
+    from uvicorn.config import LOGGING_CONFIG
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -80,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
         # JSON logs: no config of uvicorn's own, so its lines (access log included) reach the JSON handler
-        **({"log_config": None} if settings.log_format == "json" else {}),
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
     )
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, bindparam, delete, func, select
@@ -19,7 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from assistd.db.base import ObjectMixin
+from assistd.db.base import Base
+from assistd.db.core import cache
 from assistd.errors import InvalidRequestError
 from assistd.models.cursor import DeletedCursor
 from assistd.timeutil import now
@@ -31,7 +31,7 @@ DELETED_CURSOR_SECONDS = 24 * 3600
 _D = DeletedCursor.__table__.c
 
 Order = Literal["asc", "desc"]
-M = TypeVar("M", bound=ObjectMixin)
+M = TypeVar("M", bound=Base)  # a model with id and seq columns (ObjectMixin's, or its own: VectorStoreFile)
 T = TypeVar("T")
 
 
@@ -136,7 +136,7 @@ async def record_deleted(
         return
     name = cursor_scope(model, scope)
     values = [{"scope": name, "id": object_id, "seq": seq, "deleted_at": t} for object_id, seq in rows]
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = insert(DeletedCursor).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "id"], set_={"seq": stmt.excluded.seq, "deleted_at": stmt.excluded.deleted_at}

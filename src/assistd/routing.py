@@ -9,7 +9,7 @@ into a request validation error.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -107,7 +107,7 @@ def _find_nul(node: Any, path: str) -> str | None:
 
 
 class ORJSONRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def orjson_handler(request: Request) -> Response:

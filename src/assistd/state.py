@@ -87,8 +87,9 @@ class AppState:
 
             state.sandbox = SandboxManager.from_settings(settings)
             await state.sandbox.start(background=background)
-            state.bus.on_wake = state.executor.wake
-            state.bus.on_cancel = state.executor.request_cancel
+            if isinstance(state.bus, PostgresEventBus):  # in one process, the executor is called directly
+                state.bus.on_wake = state.executor.wake
+                state.bus.on_cancel = state.executor.request_cancel
             state.executor.start()
             from assistd.ingest.worker import Ingester
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, Integer, MetaData, String, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,6 +28,10 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONType,
         list[Any]: JSONType,
     }
+    if TYPE_CHECKING:
+        # Every model maps a Table (SQLAlchemy types __table__ as any FromClause, which Core's
+        # update() and delete() do not take).
+        __table__: ClassVar[Table]
 
 
 class ObjectMixin:

@@ -7,13 +7,22 @@ a run, written once and never reloaded through the session, does not need.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from functools import cache
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def cache(fn: Callable[P, R]) -> Callable[P, R]:
+    """``functools.cache``, typed as the function it wraps: these caches are keyed by mapped
+    classes, and mypy does not accept a class where ``functools.cache`` asks for ``Hashable``."""
+    return cast("Callable[P, R]", functools.cache(fn))
 
 
 @cache

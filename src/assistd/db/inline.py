@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 DatabaseError = sqlite3.DatabaseError
 Error = sqlite3.Error
@@ -30,6 +30,7 @@ sqlite_version = sqlite3.sqlite_version
 sqlite_version_info = sqlite3.sqlite_version_info
 
 BUSY_TIMEOUT_SECONDS = 2.0
+IsolationLevel = Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"] | None  # as aiosqlite's and sqlite3's
 
 
 class _NoThread:
@@ -132,7 +133,7 @@ class Connection:
         return self._live().isolation_level
 
     @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
+    def isolation_level(self, value: IsolationLevel) -> None:
         self._live().isolation_level = value
 
     def cursor(self) -> Cursor:

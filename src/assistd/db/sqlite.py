@@ -28,11 +28,11 @@ class AssistdSQLiteDialect(SQLiteDialect_aiosqlite):
 
     def do_commit(self, dbapi_connection: Any) -> None:
         if _in_transaction(dbapi_connection):
-            super().do_commit(dbapi_connection)
+            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect is unannotated
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         if _in_transaction(dbapi_connection):
-            super().do_rollback(dbapi_connection)
+            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect is unannotated
 
 
 registry.register(f"sqlite.{DRIVER}", "assistd.db.sqlite", "AssistdSQLiteDialect")

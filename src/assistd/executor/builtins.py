@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,7 @@ async def load_resources(state: AppState, run: Run, messages: list[Any]) -> Reso
 
 def search_settings(run: Run, context_window: int | None) -> tuple[int, dict[str, Any]]:
     """(max_num_results, ranking_options) from the run's file_search tool."""
-    tool = next((x for x in run.tools if x["type"] == "file_search"), {})
+    tool: dict[str, Any] = next((x for x in run.tools if x["type"] == "file_search"), {})
     fs = tool.get("file_search") or {}
     ranking = dict(fs.get("ranking_options") or {"ranker": "auto", "score_threshold": 0.0})
     limit = fs.get("max_num_results")
@@ -175,7 +176,7 @@ async def code_interpreter(state: AppState, run: Run, res: Resources, code: str)
 
     sandbox = state.sandbox
     status = await sandbox.ensure_available() if sandbox is not None else None
-    if status is None or not status.available:
+    if sandbox is None or status is None or not status.available:
         reason = status.reason if status is not None else "the sandbox is not set up in this process"
         return CodeOutcome([], f"Error: the code interpreter is not available: {reason}", {}, [])
     staged = await _staged_files(state, run, res.code_file_ids)
@@ -222,7 +223,7 @@ async def _staged_files(state: AppState, run: Run, file_ids: list[str]) -> list[
 
 
 async def _store_file(state: AppState, run: Run, filename: str, data: bytes) -> str:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         yield data
 
     return await _store(state, run, filename, chunks())
@@ -231,7 +232,7 @@ async def _store_file(state: AppState, run: Run, filename: str, data: bytes) -> 
 async def _store_path(state: AppState, run: Run, filename: str, path: Any) -> str:
     import anyio
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         async with await anyio.open_file(path, "rb") as fh:
             while block := await fh.read(1 << 16):
                 yield block

@@ -128,8 +128,9 @@ def code_argument(arguments: str) -> str:
         parsed = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
         return partial_code(arguments) or arguments
-    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return parsed["code"]
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    if isinstance(code, str):
+        return code
     return partial_code(arguments)
 
 

@@ -589,4 +589,4 @@ def _enum(value: Any, choices: tuple[str, ...], where: str) -> str:
     if value not in choices:
         shown = "missing" if value is None else repr(value)
         raise ScriptError(f"{where}: expected one of {', '.join(repr(c) for c in choices)}, got {shown}")
-    return value
+    return str(value)  # one of the choices

@@ -83,12 +83,15 @@ class ApiError:
         return JSONResponse(body, status_code=self.status, headers={"x-request-id": _request_id(), **self.headers})
 
 
+_KINDS: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), "null")
+    return _KINDS.get(type(value), "null")
 
 
 def _invalid_type(param: str, expected: str, value: Any) -> ApiError:

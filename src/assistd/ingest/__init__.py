@@ -36,7 +36,7 @@ async def files_queued(session: AsyncSession) -> None:
     if session.info.get("ingest_wake"):
         return
     session.info["ingest_wake"] = True
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": INGEST})
 
     def _after_commit(_session: object) -> None:

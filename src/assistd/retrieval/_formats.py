@@ -212,7 +212,7 @@ def html_text(markup: str) -> str:
 
 
 def _walk(node: Any, parts: list[str]) -> None:
-    from bs4 import Comment, Doctype, NavigableString, ProcessingInstruction
+    from bs4.element import Comment, Doctype, NavigableString, ProcessingInstruction
 
     for child in node.children:
         if isinstance(child, (Comment, Doctype, ProcessingInstruction)):

@@ -136,7 +136,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, axis=-1, keepdims=True)
-    return centred / np.sqrt(var + eps) * weight + bias
+    out: np.ndarray = centred / np.sqrt(var + eps) * weight + bias
+    return out
 
 
 class MiniLM:

@@ -79,7 +79,7 @@ class _SQLite:
         extracted = func.json_extract(self.col, path)
         kind = _kind(value)
         if kind == "boolean":
-            return jtype == ("true" if value else "false")  # type: ignore[no-any-return]
+            return jtype == ("true" if value else "false")
         if kind == "number":
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
                 value = float(value)  # SQLite binds 64-bit integers; JSON numbers beyond compare as reals

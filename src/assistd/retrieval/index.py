@@ -48,7 +48,7 @@ def get_embedder(state: AppState) -> Embedder:
         limit_blas_threads(getattr(state.settings, "blas_threads", 1))
         emb = make_embedder(state.settings)
         state.__dict__["_embedder"] = emb
-    return emb  # type: ignore[no-any-return]
+    return emb
 
 
 _blas_limited = False
@@ -216,8 +216,9 @@ def _hamming(bits_t: np.ndarray, q: np.ndarray) -> np.ndarray:
     one contiguous pass per 64-bit word (10x faster than reducing rows of an (n, words) array)."""
     if not hasattr(np, "bitwise_count"):  # numpy < 2.0  # pragma: no cover
         x = np.bitwise_xor(bits_t, q[:, None])
-        return _POPCOUNT8[x.T.copy().view(np.uint8)].sum(axis=1, dtype=np.uint16)
-    acc = np.bitwise_count(np.bitwise_xor(bits_t[0], q[0])).astype(np.uint16)
+        counts: np.ndarray = _POPCOUNT8[x.T.copy().view(np.uint8)].sum(axis=1, dtype=np.uint16)
+        return counts
+    acc: np.ndarray = np.bitwise_count(np.bitwise_xor(bits_t[0], q[0])).astype(np.uint16)
     for w in range(1, bits_t.shape[0]):
         acc += np.bitwise_count(np.bitwise_xor(bits_t[w], q[w]))
     return acc
@@ -355,7 +356,7 @@ def matrix_cache(state: AppState) -> MatrixCache:
     if c is None:
         c = MatrixCache()
         state.__dict__["_matrix_cache"] = c
-    return c  # type: ignore[no-any-return]
+    return c
 
 
 def short_hash(s: str) -> str:

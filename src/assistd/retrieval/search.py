@@ -768,7 +768,7 @@ def _rarest(terms: list[T], df: dict[T, int], budget: int) -> list[T]:
     at least one kept), in their original order."""
     if sum(df.values()) <= budget:
         return terms
-    kept: list[str] = []
+    kept: list[T] = []
     total = 0
     for t in sorted(terms, key=lambda x: df[x]):
         if kept and total + df[t] > budget:

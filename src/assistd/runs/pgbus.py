@@ -25,7 +25,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -131,7 +131,7 @@ class PostgresEventBus(RunEventBus):
         self._tasks: list[asyncio.Task[None]] = []
         self.on_wake: Callable[[], None] | None = None
         self.on_ingest: Callable[[], None] | None = None
-        self.on_cancel: Callable[[str], Awaitable[None]] | None = None
+        self.on_cancel: Callable[[str], Coroutine[Any, Any, None]] | None = None
         self._spawned: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
@@ -273,6 +273,7 @@ class PostgresEventBus(RunEventBus):
                 self._has_dirty.set()
                 continue
             for seq, event, data, at in events:
+                assert data is not None  # events without their data were left to the table read above
                 for sub in subs:
                     if seq > sub.since:
                         sub.queue.put_nowait((event, data), at)

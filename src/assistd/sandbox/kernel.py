@@ -29,7 +29,8 @@ from queue import Empty
 from typing import Any
 
 import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.connect import KernelConnectionInfo
 
 from assistd.sandbox import launch
 from assistd.sandbox.cgroup import Cgroups, CgroupSet
@@ -196,7 +197,7 @@ class Kernel:
         cls, config: SandboxConfig, cgroups: Cgroups, ctx: zmq.asyncio.Context, *, start_seconds: float = 30.0
     ) -> Kernel:
         key = secrets.token_hex(32)
-        info: dict[str, Any] = {
+        info: KernelConnectionInfo = {
             "transport": "ipc",
             "shell_port": 1,
             "iopub_port": 2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -114,9 +115,9 @@ class VectorStoreFileRepository:
         rows = await self.session.scalars(select(VectorStoreFile).where(self.c.id.in_(list(file_ids)), *self.scope()))
         return {r.id: r for r in rows}
 
-    async def text(self, file_id: str) -> list[Any] | None:
+    async def text(self, file_id: str) -> builtins.list[Any] | None:  # `list` here is the method
         t = VectorStoreFileText.__table__.c
-        pages: list[Any] | None = await self.session.scalar(
+        pages: builtins.list[Any] | None = await self.session.scalar(
             select(t.pages).where(t.vector_store_id == self.store_id, t.file_id == file_id)
         )
         return pages
@@ -193,7 +194,7 @@ async def detach_everywhere(session: AsyncSession, project_id: str | None, file_
     if not file_ids:
         return 0
     f = VectorStoreFile.__table__.c
-    where = [f.id.in_(list(file_ids))]
+    where: list[ColumnElement[bool]] = [f.id.in_(list(file_ids))]
     if project_id is not None:
         where.append(f.project_id == project_id)
     rows = (
