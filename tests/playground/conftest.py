@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import openai
@@ -73,7 +73,12 @@ class Server:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "assistd", *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
+            [sys.executable, "-m", "assistd", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
@@ -87,6 +92,16 @@ async def _fresh_database(tmp: Path) -> tuple[str, str | None, str | None]:
     server = PG_DEFAULT if backend == "postgres" else backend
     url, name = await _create_pg_database(server)
     return url, server, name
+
+
+def _spawn_server(port: int, env: dict[str, str], log: IO[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _chromium_missing() -> bool:
+    return not Path(CHROMIUM).exists()
 
 
 async def start_server(tmp: Path, upstream: str, *, keys: tuple[str, ...] = ()) -> AsyncIterator[Server]:
@@ -110,9 +125,7 @@ async def start_server(tmp: Path, upstream: str, *, keys: tuple[str, ...] = ()) 
     for project in keys:
         server.keys[project] = server.cli("keys", "create", "--project", project, "--name", "playground-test")
     log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = _spawn_server(port, env, log)
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(600):
@@ -149,8 +162,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory, fake_llm: FakeLLM) ->
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)")
+    if _chromium_missing():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)"
+        )
     async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -170,6 +185,7 @@ class UI:
     dialogs: list[str] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     allowed_errors: list[re.Pattern[str]] = field(default_factory=list)
+    failed_responses: list[str] = field(default_factory=list)  # "STATUS METHOD URL body", for messages
 
     async def goto(self, hash_route: str = "") -> None:
         await self.page.goto(f"{self.base}/playground/{hash_route}")
@@ -183,12 +199,13 @@ class UI:
 
     def check(self) -> None:
         errors = [e for e in self.console_errors if not any(p.search(e) for p in self.allowed_errors)]
-        assert not errors, f"console errors: {errors}"
+        assert not errors, f"console errors: {errors}; failed responses: {self.failed_responses}"
         assert not self.page_errors, f"uncaught errors: {self.page_errors}"
         assert not self.dialogs, f"dialogs were opened: {self.dialogs}"
-        foreign = [u for _, u, _ in self.requests if not (u.startswith(self.base + "/") or u.startswith(f"blob:{self.base}/"))]
+        foreign = [
+            u for _, u, _ in self.requests if not (u.startswith(self.base + "/") or u.startswith(f"blob:{self.base}/"))
+        ]
         assert not foreign, f"requests to another origin: {foreign}"
-        assert self.requests, "the page made no request at all"
 
 
 async def open_ui(browser: Browser, base: str, *, width: int = 1280, height: int = 800) -> tuple[Any, UI]:
@@ -206,6 +223,16 @@ async def open_ui(browser: Browser, base: str, *, width: int = 1280, height: int
 
     page.on("dialog", on_dialog)
     page.on("request", lambda r: ui.requests.append((r.method, r.url, r.headers)))
+
+    async def on_response(r: Any) -> None:
+        if r.status >= 400:
+            try:
+                body = await r.text()
+            except Exception as exc:  # the page may be gone
+                body = repr(exc)
+            ui.failed_responses.append(f"{r.status} {r.request.method} {r.url} {body}")
+
+    page.on("response", on_response)
     return context, ui
 
 
@@ -220,10 +247,13 @@ async def ui(browser: Browser, server: Server) -> AsyncIterator[UI]:
 
 
 @pytest.fixture
-def sdk(server: Server) -> openai.AsyncOpenAI:
-    return server.sdk()
+async def sdk(server: Server) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = server.sdk()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
-

@@ -67,7 +67,8 @@ async def test_chat_streams_and_thread_is_listed(ui: UI, sdk: openai.AsyncOpenAI
 
     # The API log lists the streamed run request; its body shows the events.
     await page.get_by_role("link", name="API log").click()
-    row = page.locator("table[aria-label=Requests] tr", has_text=f"/v1/threads/{thread_id}/runs").first
+    rows = page.locator("table[aria-label=Requests] tbody tr")
+    row = rows.filter(has_text="POST").filter(has_text=f"/v1/threads/{thread_id}/runs?include").first
     await expect(row).to_contain_text("200")
     await row.get_by_role("button").click()
     await expect(page.locator(".log-detail")).to_contain_text("thread.message.delta")
@@ -86,7 +87,11 @@ async def test_function_call_answered_through_the_form(ui: UI, sdk: openai.Async
     llm.set_turns(
         [
             {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
-            {"match": {"has_tool_results": True}, "text": "It is 21 degrees and sunny in Paris.", "tokens_per_second": 40},
+            {
+                "match": {"has_tool_results": True},
+                "text": "It is 21 degrees and sunny in Paris.",
+                "tokens_per_second": 40,
+            },
         ]
     )
     await ui.goto(f"#/playground?assistant={asst}")
@@ -273,14 +278,14 @@ async def test_run_overrides_and_attachments(
     overrides = page.locator("details.overrides")
     await overrides.get_by_label("Additional instructions").fill("Answer in French.")
     await overrides.get_by_label("Temperature").fill("0.3")
-    await overrides.get_by_label("Max completion tokens").fill("50")
+    await overrides.get_by_label("Max completion tokens").fill("300")
     await send(page, "Here is my data")
     await expect(last_answer(page)).to_contain_text("Noted.")
     await expect(page.locator("article.role-user .attachments")).to_contain_text("sales.csv")
 
     thread_id = page.url.split("thread=")[1]
     run = (await sdk.beta.threads.runs.list(thread_id)).data[0]
-    assert run.temperature == 0.3 and run.max_completion_tokens == 50
+    assert run.temperature == 0.3 and run.max_completion_tokens == 300
     assert run.instructions.endswith("Answer in French.") and run.instructions.startswith("Be brief.")
     msg = (await sdk.beta.threads.messages.list(thread_id, order="asc")).data[0]
     assert [t.type for t in msg.attachments[0].tools] == ["code_interpreter"]

@@ -119,7 +119,7 @@ export function assistantEditor(assistant, opts = {}) {
     codeFileIds: [...(a.tool_resources?.code_interpreter?.file_ids || [])],
   };
   const error = h("div", { class: "form-error", role: "alert" });
-  const root = h("form", { class: "editor", "aria-label": "Assistant", novalidate: true });
+  const root = h("form", { class: "editor", "aria-label": "Assistant editor", novalidate: true });
 
   const name = h("input", { type: "text", value: a.name || "", name: "name", maxlength: 256, placeholder: "Name" });
   const idRow = a.id
@@ -168,11 +168,14 @@ export function assistantEditor(assistant, opts = {}) {
         await api("POST", `/vector_stores/${state.vectorStoreIds[0]}/file_batches`, {
           body: { file_ids: uploaded.map((f) => f.id) } });
       }
-      toast(`Added ${uploaded.length} file(s) to the vector store; save the assistant to keep it`);
     } catch (e) {
       toast(e.message, "error");
+      return;
     }
     await renderFs();
+    // as in OpenAI's Playground, the files are the assistant's at once (a new one gets them on create)
+    if (a.id) await save("update");
+    else toast(`Added ${uploaded.length} file(s): they are searched once you create the assistant`);
   });
   add(fsBody, labelled("Vector store", vsSelect, "Searched by file_search. Uploads go into it (a new store when none)."),
     fsUpload, fsUploads, labelled("Max results", fsMax));
@@ -205,6 +208,7 @@ export function assistantEditor(assistant, opts = {}) {
       "aria-label": "Function definition (JSON)" });
     const errs = h("ul", { class: "errors", "aria-live": "polite" });
     const title = h("strong", {}, def.name || "function");
+    const subtitle = h("span", { class: "hint" }, def.description || "");
     const details = h("details", { class: "fn", open });
     const ed = { text, ok: true, value: def };
     const check = () => {
@@ -213,10 +217,13 @@ export function assistantEditor(assistant, opts = {}) {
       ed.value = r.value;
       fill(errs, r.errors.map((m) => h("li", {}, m)));
       text.setAttribute("aria-invalid", String(!ed.ok));
-      if (r.value) title.textContent = r.value.name;
+      if (r.value) {
+        title.textContent = r.value.name;
+        subtitle.textContent = r.value.description || "";
+      }
     };
     text.addEventListener("input", check);
-    add(details, h("summary", {}, title, " ", h("span", { class: "hint" }, def.description || "")),
+    add(details, h("summary", {}, title, " ", subtitle),
       text, errs,
       button("Remove function", () => {
         fnEditors.splice(fnEditors.indexOf(ed), 1);
@@ -333,6 +340,7 @@ export function assistantEditor(assistant, opts = {}) {
     }
   }, { class: "btn danger" });
 
+  root.addEventListener("input", () => fill(error)); // an edit answers the last complaint
   root.addEventListener("submit", (e) => {
     e.preventDefault();
     save(a.id ? "update" : "create");

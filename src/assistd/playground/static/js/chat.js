@@ -32,7 +32,7 @@ function overridesPanel(getAssistant) {
   overrideTools.id = uid("o");
   overrideTools.addEventListener("change", () => { toolBoxes.hidden = !overrideTools.checked; });
   const temperature = h("input", { type: "number", min: 0, max: 2, step: 0.1, placeholder: "(assistant's)", class: "num" });
-  const maxCompletion = h("input", { type: "number", min: 1, placeholder: "none", class: "num" });
+  const maxCompletion = h("input", { type: "number", min: 256, placeholder: "none", class: "num" });
   const maxPrompt = h("input", { type: "number", min: 256, placeholder: "none", class: "num" });
   const truncation = h("select", {}, h("option", { value: "" }, "(default: auto)"), h("option", { value: "auto" }, "auto"),
     h("option", { value: "last_messages" }, "last_messages"));
@@ -320,14 +320,16 @@ export function threadView(opts) {
     } catch (e) {
       toast(e.message, "error");
     } finally {
-      input.focus();
+      if (toolForm.hidden) input.focus();
     }
   }
 
   async function cancel() {
     if (!run) return;
     try {
-      run = await api("POST", `/threads/${threadId}/runs/${run.id}/cancel`);
+      const r = await api("POST", `/threads/${threadId}/runs/${run.id}/cancel`);
+      // the stream may already have reported the run's end: never go back to "cancelling"
+      if (run && run.id === r.id && ACTIVE.has(run.status)) run = r;
       toolForm.hidden = true;
       setBusy();
       if (!streaming) opts.inspector.refresh();

@@ -67,6 +67,7 @@ export function fmtBytes(n) {
 
 export function fmtSeconds(s) {
   if (s === null || s === undefined || Number.isNaN(s)) return "—";
+  if (Number.isInteger(s) && s === 0) return "< 1 s"; // API timestamps are whole seconds
   return s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(s < 10 ? 2 : 1)} s`;
 }
 

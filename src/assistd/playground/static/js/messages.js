@@ -119,18 +119,18 @@ export function renderContent(content, idPrefix) {
 
 /** A message card. opts.onRun(runId) opens a run in the inspector. */
 export function messageView(msg, opts = {}) {
+  const head = h("header", { class: "msg-head" });
   const body = h("div", { class: "msg-body" });
   const el = h("article", { class: ["msg", `role-${msg.role}`], dataset: { messageId: msg.id },
-    "aria-label": `${msg.role} message` },
-  h("header", { class: "msg-head" },
-    h("span", { class: "role" }, msg.role === "user" ? "User" : msg.role === "assistant" ? "Assistant" : msg.role),
-    h("span", { class: "hint" }, fmtTime(msg.created_at)),
-    msg.run_id && opts.onRun
-      ? h("button", { type: "button", class: "linklike hint", onclick: () => opts.onRun(msg.run_id) }, msg.run_id)
-      : null,
-    msg.status && msg.status !== "completed" ? h("span", { class: ["badge", `st-${msg.status}`] }, msg.status) : null),
-  body);
+    "aria-label": `${msg.role} message` }, head, body);
   const update = (m) => {
+    fill(head,
+      h("span", { class: "role" }, m.role === "user" ? "User" : m.role === "assistant" ? "Assistant" : m.role),
+      h("span", { class: "hint" }, fmtTime(m.created_at)),
+      m.run_id && opts.onRun
+        ? h("button", { type: "button", class: "linklike hint", onclick: () => opts.onRun(m.run_id) }, m.run_id)
+        : null,
+      m.status && m.status !== "completed" ? h("span", { class: ["badge", `st-${m.status}`] }, m.status) : null);
     fill(body, renderContent(m.content, `m-${m.id}`));
     if (m.attachments?.length) {
       body.append(h("ul", { class: "chips attachments", "aria-label": "Attachments" }, m.attachments.map((at) =>

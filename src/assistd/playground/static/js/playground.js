@@ -70,6 +70,8 @@ export function mountPlayground(main, params) {
   async function loadPicker() {
     try {
       const all = await listAll("/assistants", {}, 500);
+      // a remembered assistant that was deleted since: start a new one
+      if (assistantId && !params.query.get("assistant") && !all.some((a) => a.id === assistantId)) assistantId = null;
       fill(picker, h("option", { value: "" }, "+ New assistant"),
         all.map((a) => h("option", { value: a.id, selected: a.id === assistantId }, `${a.name || "(unnamed)"} · ${a.id}`)));
       picker.value = assistantId || "";
@@ -103,8 +105,7 @@ export function mountPlayground(main, params) {
   layout.querySelector(".assistant-pane .field label").htmlFor = "assistant-picker";
 
   const opened = chat.open(params.query.get("thread") || null, false);
-  loadPicker();
-  select(assistantId);
+  loadPicker().then(() => select(assistantId));
   opened.then(setHash);
 
 }

@@ -38,9 +38,10 @@ export function checkSchema(schema, path, errors, depth = 0) {
   if (schema.required !== undefined) {
     if (!Array.isArray(schema.required) || schema.required.some((r) => typeof r !== "string")) {
       errors.push(`${path}.required: must be an array of property names`);
-    } else if (isObject(schema.properties)) {
+    } else {
+      const props = isObject(schema.properties) ? schema.properties : {};
       for (const r of schema.required) {
-        if (!(r in schema.properties)) errors.push(`${path}.required: "${r}" is not in properties`);
+        if (!Object.hasOwn(props, r)) errors.push(`${path}.required: "${r}" is not in properties`);
       }
     }
   }

@@ -72,6 +72,7 @@ function filesTab(box) {
 
 function storeDetail(box, storeId, onChanged) {
   let timer = null;
+  let wasBusy = false;
   const files = h("tbody");
   const head = h("div");
   const progress = h("div", { class: "uploads" });
@@ -110,7 +111,10 @@ function storeDetail(box, storeId, onChanged) {
             load();
           })));
       }) : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No files yet")));
-      if (vfiles.some((f) => f.status === "in_progress")) timer = setTimeout(load, 700);
+      const busy = vfiles.some((f) => f.status === "in_progress");
+      if (busy) timer = setTimeout(load, 700);
+      else if (wasBusy) onChanged(storeId); // the list shows the store's new status
+      wasBusy = busy;
     } catch (e) {
       fill(head, h("p", { class: "form-error" }, e.message));
     }
