@@ -194,7 +194,9 @@ class UI:
     async def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{name}.png"
+        await self.page.evaluate("document.getElementById('toasts').hidden = true")
         await self.page.screenshot(path=str(path))
+        await self.page.evaluate("document.getElementById('toasts').hidden = false")
         return path
 
     def check(self) -> None:

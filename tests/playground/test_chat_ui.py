@@ -3,6 +3,9 @@ thread list, file_search citations, code_interpreter charts, and text that must 
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import openai
 from playwright.async_api import Page, expect
 
@@ -61,7 +64,19 @@ async def test_chat_streams_and_thread_is_listed(ui: UI, sdk: openai.AsyncOpenAI
     first_row = page.locator("table[aria-label=Threads] tbody tr").first
     await expect(first_row).to_contain_text(thread_id)
     await ui.shot("threads")
-    await first_row.get_by_role("link").click()
+    # the metadata filter: only the threads whose metadata match
+    tagged = await sdk.beta.threads.create(metadata={"user": "alice"})
+    await sdk.beta.threads.create(metadata={"user": "bob"})
+    await page.get_by_label("Metadata filter").fill("user=alice")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("table[aria-label=Threads] tbody tr")).to_have_count(1)
+    await expect(first_row).to_contain_text(tagged.id)
+    await expect(first_row).to_contain_text("user=alice")
+    await page.get_by_label("Metadata filter").fill("")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("table[aria-label=Threads] tbody tr")).to_have_count(3)  # newest first
+    await expect(page.locator("table[aria-label=Threads] tbody tr").nth(2)).to_contain_text(thread_id)
+    await page.locator("table[aria-label=Threads] tbody tr").nth(2).get_by_role("link").click()
     await expect(page.locator("article.role-user")).to_contain_text("Count to forty, please.")
     await expect(last_answer(page)).to_contain_text("w40")
 
@@ -154,13 +169,9 @@ async def test_message_text_is_never_html(ui: UI, sdk: openai.AsyncOpenAI, llm: 
     assert ui.dialogs == []
 
 
-async def test_file_search_answer_cites_the_file(
-    ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM, tmp_path: object
-) -> None:
-    from pathlib import Path
-
+async def test_file_search_answer_cites_the_file(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM, tmp_path: Path) -> None:
     page = ui.page
-    doc = Path(str(tmp_path)) / "festival.txt"
+    doc = tmp_path / "festival.txt"
     doc.write_text(
         "The Zorblax festival is held every spring in the town of Quillhaven. "
         "Visitors bring lanterns shaped like herons, and the festival ends with a boat parade.\n" * 3000
@@ -227,9 +238,16 @@ async def test_file_search_answer_cites_the_file(
 async def test_code_interpreter_chart_is_shown(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
     page = ui.page
     asst = await make_assistant(sdk, tools=[{"type": "code_interpreter"}])
-    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [4, 1, 9])\nplt.title('sales')\nplt.show()"
+    code = (
+        "import matplotlib.pyplot as plt\nimport pandas as pd\n"
+        "pd.DataFrame({'q': [1, 2, 3], 'v': [4, 1, 9]}).to_csv('/mnt/data/sales_out.csv', index=False)\n"
+        "plt.plot([1, 2, 3], [4, 1, 9])\nplt.title('sales')\nplt.show()"
+    )
     llm.set_turns(
-        [{"tool_calls": [{"name": "code_interpreter", "arguments": {"code": code}}]}, {"text": "Here is the chart."}]
+        [
+            {"tool_calls": [{"name": "code_interpreter", "arguments": {"code": code}}]},
+            {"text": "Here is the chart. [Download the data](sandbox:/mnt/data/sales_out.csv)"},
+        ]
     )
     await ui.goto(f"#/playground?assistant={asst}")
     await send(page, "Plot my sales")
@@ -240,6 +258,14 @@ async def test_code_interpreter_chart_is_shown(ui: UI, sdk: openai.AsyncOpenAI, 
         "() => { const i = document.querySelector('article.role-assistant img.chat-image'); "
         "return i && i.complete && i.naturalWidth > 100; }"
     )
+    # the sandbox link (a file_path annotation) downloads the file the code wrote
+    link = last_answer(page).get_by_role("button", name="Download the data")
+    async with page.expect_download() as info:
+        await link.click()
+    download = await info.value
+    assert download.suggested_filename == "sales_out.csv"
+    saved = Path(await download.path())
+    assert await asyncio.to_thread(saved.read_text) == "q,v\n1,4\n2,1\n3,9\n"
     # the inspector shows the code and the image output
     inspector = page.locator(".inspector")
     await expect(inspector).to_contain_text("plt.plot([1, 2, 3], [4, 1, 9])")
@@ -261,13 +287,11 @@ async def test_cancel_a_streaming_run(ui: UI, sdk: openai.AsyncOpenAI, llm: Fake
 
 
 async def test_run_overrides_and_attachments(
-    ui: UI, server: Server, sdk: openai.AsyncOpenAI, llm: FakeLLM, tmp_path: object
+    ui: UI, server: Server, sdk: openai.AsyncOpenAI, llm: FakeLLM, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
     page = ui.page
     asst = await make_assistant(sdk, instructions="Be brief.")
-    data = Path(str(tmp_path)) / "sales.csv"
+    data = tmp_path / "sales.csv"
     data.write_text("q,v\n1,10\n2,20\n")
     llm.set_turns([{"text": "Noted."}])
     await ui.goto(f"#/playground?assistant={asst}")
@@ -291,3 +315,36 @@ async def test_run_overrides_and_attachments(
     assert [t.type for t in msg.attachments[0].tools] == ["code_interpreter"]
     sent = llm.chat_requests[-1].body
     assert sent["temperature"] == 0.3
+
+
+async def test_failed_run_shows_its_last_error(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    page = ui.page
+    asst = await make_assistant(sdk)
+    llm.set_turns([{"fault": {"type": "http_error", "status": 500}, "times": 3}])
+    await ui.goto(f"#/playground?assistant={asst}")
+    await send(page, "This will fail")
+    await expect(page.locator(".run-status")).to_contain_text("failed", timeout=30_000)
+    error = page.locator(".inspector .run-error").first
+    await expect(error).to_contain_text("server_error")
+    thread_id = page.url.split("thread=")[1]
+    run = (await sdk.beta.threads.runs.list(thread_id)).data[0]
+    assert run.last_error is not None and run.last_error.message in await error.inner_text()
+
+
+async def test_add_without_running(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    page = ui.page
+    asst = await make_assistant(sdk)
+    await ui.goto(f"#/playground?assistant={asst}")
+    await page.get_by_label("Role").select_option("assistant")
+    await send(page, "An answer I wrote myself", run=False)
+    await page.get_by_label("Role").select_option("user")
+    await send(page, "And a question", run=False)
+    await expect(page.locator("article.msg")).to_have_count(2)
+    thread_id = page.url.split("thread=")[1]
+    msgs = (await sdk.beta.threads.messages.list(thread_id, order="asc")).data
+    assert [(m.role, m.content[0].text.value) for m in msgs] == [
+        ("assistant", "An answer I wrote myself"),
+        ("user", "And a question"),
+    ]
+    assert (await sdk.beta.threads.runs.list(thread_id)).data == []
+    assert llm.chat_requests == []

@@ -140,6 +140,7 @@ export function assistantEditor(assistant, opts = {}) {
   const fsUploads = h("div", { class: "uploads" });
   const renderFs = async () => {
     fsBody.hidden = !fsToggle.checked;
+    if (fsBody.hidden) return; // the stores are listed when the tool is on
     let stores = [];
     try {
       stores = await listAll("/vector_stores", {}, 300);

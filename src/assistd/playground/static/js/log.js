@@ -3,6 +3,14 @@
 import { apiLog, onLog } from "./api.js";
 import { h, fill, button, pretty } from "./dom.js";
 
+function readable(path) {
+  try {
+    return decodeURI(path);
+  } catch {
+    return path;
+  }
+}
+
 function statusClass(s) {
   if (s === null) return "pending";
   if (s >= 200 && s < 300) return "ok";
@@ -17,14 +25,14 @@ export function mountLog(main) {
   const row = (e) => h("tr", { class: e.id === selected ? "active" : null, dataset: { id: e.id } },
     h("td", {}, new Date(e.started).toLocaleTimeString()),
     h("td", {}, e.method),
-    h("td", {}, h("button", { type: "button", class: "linklike path", onclick: () => show(e) }, e.path)),
+    h("td", {}, h("button", { type: "button", class: "linklike path", onclick: () => show(e) }, readable(e.path))),
     h("td", {}, h("span", { class: ["status", statusClass(e.status)] }, e.status === null ? "…" : String(e.status))),
     h("td", { class: "num" }, e.ms === null ? "…" : `${e.ms} ms`));
 
   function show(e) {
     selected = e.id;
     fill(detail,
-      h("h2", {}, `${e.method} ${e.path}`),
+      h("h2", { class: "path" }, `${e.method} ${readable(e.path)}`),
       h("p", { class: "hint" }, `status ${e.status ?? "…"} · ${e.ms ?? "…"} ms${e.streaming ? " · server-sent events" : ""}`),
       h("h3", {}, "Request body"), h("pre", { class: "code" }, e.reqBody ? pretty(e.reqBody) : "(none)"),
       h("h3", {}, "Response body"), h("pre", { class: "code" }, e.resBody ? (e.streaming ? e.resBody : pretty(e.resBody)) : "(none)"));

@@ -29,7 +29,7 @@ function filesTab(box) {
   const progress = h("div", { class: "uploads" });
   const rows = h("tbody");
   const upload = h("button", { type: "submit", class: "btn primary" }, "Upload");
-  const form = h("form", { class: "row wrap" }, labelled("Files", input), labelled("Purpose", purpose), upload);
+  const form = h("form", { class: "row wrap" }, labelled("Files to upload", input), labelled("Purpose", purpose), upload);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const files = [...input.files];
