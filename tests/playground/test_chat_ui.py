@@ -348,3 +348,15 @@ async def test_add_without_running(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM
     ]
     assert (await sdk.beta.threads.runs.list(thread_id)).data == []
     assert llm.chat_requests == []
+
+
+async def test_a_run_started_from_code_is_followed(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM) -> None:
+    page = ui.page
+    asst = await make_assistant(sdk)
+    llm.set_turns([{"text": "Started by a program.", "ttft_ms": 2500}])
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": "From code"}])
+    await sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst)
+    await ui.goto(f"#/playground?assistant={asst}&thread={thread.id}")
+    await expect(page.locator(".run-status")).to_contain_text("in_progress")
+    await expect(last_answer(page)).to_contain_text("Started by a program.", timeout=30_000)
+    await expect(page.locator(".run-status")).to_contain_text("completed")

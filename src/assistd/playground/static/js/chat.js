@@ -176,9 +176,30 @@ export function threadView(opts) {
       setBusy();
       if (run && run.status === "requires_action") showToolForm(run);
       else toolForm.hidden = true;
+      if (run && ACTIVE.has(run.status) && run.status !== "requires_action") watch(run.id, threadId);
     } catch (e) {
       list.append(h("p", { class: "form-error" }, e.message));
     }
+  }
+
+  /** A run this page is not streaming (started elsewhere, or before a reload): poll it to its end. */
+  function watch(runId, tid) {
+    setTimeout(async () => {
+      if (tid !== threadId || streaming || !el.isConnected) return;
+      try {
+        const r = await api("GET", `/threads/${tid}/runs/${runId}`);
+        if (tid !== threadId || streaming) return;
+        run = r;
+        setBusy();
+        if (ACTIVE.has(r.status) && r.status !== "requires_action") watch(runId, tid);
+        else {
+          load();
+          opts.inspector.refresh();
+        }
+      } catch {
+        // gone (thread deleted): nothing to follow
+      }
+    }, 1000);
   }
 
   // --- streaming ---------------------------------------------------------------------------

@@ -88,6 +88,7 @@ export function toast(text, kind = "info") {
   if (!box) return;
   const t = h("div", { class: ["toast", kind], role: kind === "error" ? "alert" : "status" }, text);
   box.append(t);
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => t.remove(), kind === "error" ? 8000 : 3000);
 }
 

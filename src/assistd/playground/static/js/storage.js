@@ -47,7 +47,7 @@ function filesTab(box) {
       fill(rows, files.length ? files.map((f) => h("tr", {},
         h("td", {}, f.filename), h("td", {}, h("code", {}, f.id)), h("td", {}, f.purpose),
         h("td", { class: "num" }, fmtBytes(f.bytes)), h("td", {}, fmtTime(f.created_at)),
-        h("td", { class: "row" },
+        h("td", {}, h("div", { class: "row" },
           button("Download", () => download(f.id, f.filename).catch((err) => toast(err.message, "error")),
             { class: "btn small", label: `Download ${f.filename}` }),
           confirmButton("Delete", async () => {
@@ -58,7 +58,7 @@ function filesTab(box) {
             } catch (err) {
               toast(err.message, "error");
             }
-          }))))
+          })))))
         : h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No files")));
     } catch (e) {
       fill(rows, h("tr", {}, h("td", { colspan: 6, class: "form-error" }, e.message)));
