@@ -79,11 +79,13 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(20)
-    for key, label in (("fcp", "first contentful paint"), ("dcl", "DOMContentLoaded"), ("ready", "ready (API answered)")):
+    for key, label in (
+        ("fcp", "first contentful paint"),
+        ("dcl", "DOMContentLoaded"),
+        ("ready", "ready (API answered)"),
+    ):
         values = sorted(r[key] for r in rows)
-        print(
-            f"{label:24s} p50 {statistics.median(values):7.1f} ms   max {values[-1]:7.1f} ms   (n={len(values)})"
-        )
+        print(f"{label:24s} p50 {statistics.median(values):7.1f} ms   max {values[-1]:7.1f} ms   (n={len(values)})")
     fcp = statistics.median(r["fcp"] for r in rows)
     print(f"target: first paint < 1000 ms: {'PASS' if 0 < fcp < 1000 else 'FAIL'}")
 

@@ -74,8 +74,12 @@ async def test_create_assistant_in_the_editor_and_use_it_from_code(
     assert a.tools[0].function.parameters == LOOKUP["parameters"]
     assert a.metadata == {"course": "agi-101"}
 
-    # Edit: the code interpreter and a json_schema response format; saved in place.
+    # Edit: the code interpreter with a file, and a json_schema response format; saved in place.
     await editor.get_by_label("Code interpreter").check()
+    grades = tmp_path / "grades.csv"
+    grades.write_text("student,grade\nada,A\n")
+    await editor.locator(".tool", has_text="Code interpreter").locator("input[type=file]").set_input_files(str(grades))
+    await expect(editor.locator(".tool", has_text="Code interpreter").locator(".chip")).to_contain_text("grades.csv")
     await editor.get_by_label("Response format").select_option("json_schema")
     await editor.get_by_label("JSON schema").fill(json.dumps({"name": "answer", "schema": {"type": "objekt"}}))
     await editor.get_by_role("button", name="Save").click()
@@ -87,6 +91,8 @@ async def test_create_assistant_in_the_editor_and_use_it_from_code(
     await expect(page.locator(".toast").last).to_have_text("Saved")
     a = await sdk.beta.assistants.retrieve(asst_id)
     assert [t.type for t in a.tools] == ["code_interpreter", "function"]
+    (ci_file,) = a.tool_resources.code_interpreter.file_ids
+    assert (await sdk.files.retrieve(ci_file)).filename == "grades.csv"
     assert a.response_format.type == "json_schema" and a.response_format.json_schema.name == "answer"
 
     # file_search over a document: uploaded from the editor into a new vector store, saved at once.
