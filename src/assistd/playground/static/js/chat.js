@@ -84,6 +84,7 @@ export function threadView(opts) {
   let threadId = null;
   let run = null; // the run being streamed or waiting for tool outputs
   let streaming = false;
+  let sending = false; // a message is being added (and its run started)
   let attachments = []; // {file, fs: checkbox, ci: checkbox}
   const live = new Map(); // message id -> {msg, el}
 
@@ -137,7 +138,7 @@ export function threadView(opts) {
 
   const setBusy = () => {
     const active = run && ACTIVE.has(run.status);
-    for (const b of [addBtn, runBtn, attachBtn]) b.disabled = Boolean(active) || streaming;
+    for (const b of [addBtn, runBtn, attachBtn]) b.disabled = Boolean(active) || streaming || sending;
     cancelBtn.hidden = !active || run.status === "cancelling";
     fill(status, run ? ["Run ", badge(run.status)] : "");
   };
@@ -310,37 +311,50 @@ export function threadView(opts) {
     return threadId;
   }
 
+  /** Add the composed message (and run): one at a time, so a quick second click cannot race it. */
   async function send(andRun) {
+    if (sending) return;
     const text = input.value;
+    const atts = attachments;
+    if (andRun && !opts.assistantId()) {
+      toast("Pick or create an assistant first", "error");
+      return;
+    }
+    if (!text.trim() && !atts.length && (!andRun || !threadId)) {
+      if (andRun) toast("Type a message first", "error");
+      return;
+    }
+    sending = true;
+    setBusy();
+    let added = false;
     try {
-      if (andRun && !opts.assistantId()) {
-        toast("Pick or create an assistant first", "error");
-        return;
-      }
-      if (!text.trim() && !attachments.length) {
-        if (!andRun) return;
-        if (!threadId) {
-          toast("Type a message first", "error");
-          return;
-        }
-      } else {
-        await ensureThread();
-        const body = { role: role.value, content: text.trim() ? text : "(attachments)" };
-        if (attachments.length) {
-          body.attachments = attachments.map((at) => ({ file_id: at.file.id, tools: [
-            ...(at.fs.checked ? [{ type: "file_search" }] : []), ...(at.ci.checked ? [{ type: "code_interpreter" }] : [])] }));
-        }
-        const msg = await api("POST", `/threads/${threadId}/messages`, { body });
+      if (text.trim() || atts.length) {
         input.value = "";
         attachments = [];
         renderAttachments();
+        await ensureThread();
+        const body = { role: role.value, content: text.trim() ? text : "(attachments)" };
+        if (atts.length) {
+          body.attachments = atts.map((at) => ({ file_id: at.file.id, tools: [
+            ...(at.fs.checked ? [{ type: "file_search" }] : []), ...(at.ci.checked ? [{ type: "code_interpreter" }] : [])] }));
+        }
+        const msg = await api("POST", `/threads/${threadId}/messages`, { body });
+        added = true;
         showMessage(msg);
         list.scrollTop = list.scrollHeight;
       }
       if (andRun) await startRun();
     } catch (e) {
       toast(e.message, "error");
+      if (!added && !input.value) {
+        // give the text back to fix and resend
+        input.value = text;
+        attachments = atts;
+        renderAttachments();
+      }
     } finally {
+      sending = false;
+      setBusy();
       if (toolForm.hidden) input.focus();
     }
   }

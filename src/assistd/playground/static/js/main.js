@@ -108,6 +108,8 @@ document.getElementById("key-form").addEventListener("submit", async (e) => {
     dialog.close();
     route();
   } else {
+    setKey(""); // never keep a refused key
+    renderAccount();
     keyError.textContent = "That key was refused. Check it and try again.";
   }
 });
@@ -137,7 +139,7 @@ async function start() {
     checking = null;
   }
   if (!ok) {
-    fill(main, h("p", { class: "hint" }, "Enter an API key to continue."));
+    fill(main, h("p", { class: "loading" }, "Enter an API key to continue."));
     askKey();
     return;
   }

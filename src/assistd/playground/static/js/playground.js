@@ -90,7 +90,7 @@ export function mountPlayground(main, params) {
   for (const b of tabs.querySelectorAll("button")) b.setAttribute("role", "tab");
   showPane("thread");
 
-  const logsToggle = button("Runs", () => layout.classList.toggle("hide-runs"), { class: "btn small",
+  const logsToggle = button("Runs", () => layout.classList.toggle("hide-runs"), { class: "btn small runs-toggle",
     label: "Show or hide the run inspector" });
   fill(layout,
     h("section", { class: "pane assistant-pane", "aria-label": "Assistant settings" },
