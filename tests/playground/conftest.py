@@ -25,7 +25,7 @@ from typing import IO, Any
 import httpx
 import openai
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Route, async_playwright
 
 from assistd.fakellm import FakeLLM
 from tests.api.test_serve import free_port
@@ -188,6 +188,7 @@ class UI:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     allowed_errors: list[re.Pattern[str]] = field(default_factory=list)
     failed_responses: list[str] = field(default_factory=list)  # "STATUS METHOD URL body", for messages
+    intercepted_foreign: list[str] = field(default_factory=list)  # requests to other origins (refused)
 
     async def goto(self, hash_route: str = "") -> None:
         await self.page.goto(f"{self.base}/playground/{hash_route}")
@@ -210,6 +211,8 @@ class UI:
             u for _, u, _ in self.requests if not (u.startswith(self.base + "/") or u.startswith(f"blob:{self.base}/"))
         ]
         assert not foreign, f"requests to another origin: {foreign}"
+        assert not self.intercepted_foreign, f"requests to another origin: {self.intercepted_foreign}"
+        assert any(u.startswith(f"{self.base}/v1/") for _, u, _ in self.requests), "the page never called the API"
 
 
 async def open_ui(browser: Browser, base: str, *, width: int = 1280, height: int = 800) -> tuple[Any, UI]:
@@ -227,6 +230,16 @@ async def open_ui(browser: Browser, base: str, *, width: int = 1280, height: int
 
     page.on("dialog", on_dialog)
     page.on("request", lambda r: ui.requests.append((r.method, r.url, r.headers)))
+
+    async def same_origin_only(route: Route) -> None:
+        # every request passes here: this origin's go on, anything else is recorded and refused
+        if route.request.url.startswith(base + "/"):
+            await route.continue_()
+        else:
+            ui.intercepted_foreign.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", same_origin_only)
 
     async def on_response(r: Any) -> None:
         if r.status >= 400:

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import openai
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from assistd.fakellm import FakeLLM
 from tests.playground.conftest import UI, Server
@@ -25,7 +25,7 @@ async def send(page: Page, text: str, *, run: bool = True) -> None:
     await page.get_by_role("button", name="Add and run" if run else "Add", exact=True).click()
 
 
-def last_answer(page: Page):  # -> Locator
+def last_answer(page: Page) -> Locator:
     return page.locator("article.role-assistant").last
 
 

@@ -209,3 +209,32 @@ async def test_project_endpoint(keyed_server: Server, server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.base) as http:
         local = (await http.get("/v1/project")).json()
         assert (local["id"], local["name"]) == ("proj_default", "default")
+
+
+async def test_the_browser_refuses_other_origins(browser: Browser, server: Server) -> None:
+    """The CSP at work: script on the page cannot reach another origin, nor load its images."""
+    context, ui = await open_ui(browser, server.base)
+    try:
+        await ui.goto()
+        outcome = await ui.page.evaluate(
+            """async () => {
+                const fetched = await fetch('http://127.0.0.2:9/steal').then(() => 'sent', e => 'refused');
+                const loaded = await new Promise(done => {
+                    const img = new Image();
+                    img.onload = () => done('loaded');
+                    img.onerror = () => done('refused');
+                    img.src = 'http://127.0.0.2:9/pixel.png';
+                });
+                return { fetched, loaded };
+            }"""
+        )
+        assert outcome == {"fetched": "refused", "loaded": "refused"}
+        csp = " ".join(e for e in ui.console_errors if "Content Security Policy" in e)
+        assert "connect-src 'self'" in csp and "img-src 'self' blob:" in csp, ui.console_errors
+        assert ui.intercepted_foreign == []  # refused inside the browser: nothing left it
+        ui.console_errors.clear()  # the expected refusals
+        # chromium reports the image request it then refused; nothing else went elsewhere
+        ui.requests[:] = [r for r in ui.requests if r[1] != "http://127.0.0.2:9/pixel.png"]
+        ui.check()
+    finally:
+        await context.close()
