@@ -289,14 +289,14 @@ export function threadView(opts) {
     }
   }
 
-  async function startRun() {
+  async function startRun(settings) {
     const assistantId = opts.assistantId();
     if (!assistantId) {
       toast("Pick or create an assistant first", "error");
       return;
     }
     toolForm.hidden = true;
-    const body = { assistant_id: assistantId, ...(await overrides.get()) };
+    const body = { assistant_id: assistantId, ...settings };
     await streamRun(`/threads/${threadId}/runs`, body, { "include[]": INCLUDE });
   }
 
@@ -314,8 +314,10 @@ export function threadView(opts) {
   /** Add the composed message (and run): one at a time, so a quick second click cannot race it. */
   async function send(andRun) {
     if (sending) return;
+    // what was composed when the button was pressed (the form may change while the requests run)
     const text = input.value;
     const atts = attachments;
+    const asRole = role.value;
     if (andRun && !opts.assistantId()) {
       toast("Pick or create an assistant first", "error");
       return;
@@ -327,13 +329,17 @@ export function threadView(opts) {
     sending = true;
     setBusy();
     let added = false;
+    const composed = Boolean(text.trim() || atts.length);
+    if (composed) {
+      input.value = "";
+      attachments = [];
+      renderAttachments();
+    }
     try {
-      if (text.trim() || atts.length) {
-        input.value = "";
-        attachments = [];
-        renderAttachments();
+      const settings = andRun ? await overrides.get() : null;
+      if (composed) {
         await ensureThread();
-        const body = { role: role.value, content: text.trim() ? text : "(attachments)" };
+        const body = { role: asRole, content: text.trim() ? text : "(attachments)" };
         if (atts.length) {
           body.attachments = atts.map((at) => ({ file_id: at.file.id, tools: [
             ...(at.fs.checked ? [{ type: "file_search" }] : []), ...(at.ci.checked ? [{ type: "code_interpreter" }] : [])] }));
@@ -343,7 +349,7 @@ export function threadView(opts) {
         showMessage(msg);
         list.scrollTop = list.scrollHeight;
       }
-      if (andRun) await startRun();
+      if (andRun) await startRun(settings);
     } catch (e) {
       toast(e.message, "error");
       if (!added && !input.value) {
