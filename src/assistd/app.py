@@ -26,6 +26,8 @@ from assistd.messages.router import router as messages_router
 from assistd.metrics import endpoint as metrics_endpoint
 from assistd.metrics.http import RouteScope
 from assistd.middleware import AccessMiddleware, RequestIdMiddleware
+from assistd.playground.router import mount_playground
+from assistd.projects.router import router as projects_router
 from assistd.runs.router import router as runs_router
 from assistd.state import AppState
 from assistd.threads.router import router as threads_router
@@ -114,6 +116,8 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         uploads_router,
         vector_stores_router,
         catalog_router,
+        projects_router,
     ):
         app.include_router(r, prefix="/v1")
+    mount_playground(app)  # the web UI at /playground, and / leading to it
     return app

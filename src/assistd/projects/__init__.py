@@ -1,0 +1,1 @@
+"""``GET /v1/project``: the project the caller's key belongs to."""
