@@ -44,7 +44,19 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, description="assistd worker: serve GET /metrics on this port (none: off)."
     )
     auto_migrate: bool = True
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=10, ge=1, description="SQLite: connections per pool.")
+    db_max_connections: int = Field(
+        default=20,
+        ge=6,
+        description="PostgreSQL: the most connections one process holds, all its pools together "
+        "(see assistd.db.budget).",
+    )
+    db_connect_wait_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="PostgreSQL: how long a new connection is retried (with backoff) while the server "
+        "has no connection slot left, before the error is raised.",
+    )
     api_key: str | None = Field(
         default=None,
         repr=False,
@@ -69,6 +81,11 @@ class Settings(BaseSettings):
     executor: bool = Field(default=True, description="Execute runs in this process.")
     executor_concurrency: int = Field(default=32, ge=1, description="Runs executed at once per process.")
     run_lease_seconds: float = Field(default=30.0, gt=0)
+    run_max_resumes: int = Field(
+        default=3,
+        ge=0,
+        description="How many times a run whose worker stopped is taken up again before it fails.",
+    )
     sse_keepalive_seconds: float = Field(default=10.0, gt=0, description="Comment lines while a stream is silent.")
     fast_reads: bool = Field(
         default=True, description="Run hot read queries directly on the driver (see db/fastread.py)."

@@ -78,7 +78,10 @@ class AppState:
             from assistd.executor.worker import Executor
 
             state.executor = Executor(
-                state, concurrency=settings.executor_concurrency, lease_seconds=settings.run_lease_seconds
+                state,
+                concurrency=settings.executor_concurrency,
+                lease_seconds=settings.run_lease_seconds,
+                max_resumes=settings.run_max_resumes,
             )
             from assistd.llm.tokens import preload
 

@@ -36,8 +36,10 @@ async def test_a_claim_takes_the_oldest_queued_runs_up_to_its_limit(
         assert r["status"] == "in_progress" and r["started_at"] is not None
         # The two executors never run what they claimed: hand it back (as their shutdown would),
         # so it does not wait for the reaper and then take the model turns of a later test.
-        for run in taken + rest:
-            await first.hand_back(run.id, [], None)
+        for run in taken:
+            await first.hand_back(run.id)
+        for run in rest:
+            await second.hand_back(run.id)
     finally:
         state.executor.start()
     for run in taken + rest:  # the running executor claims them again and completes them

@@ -1,4 +1,5 @@
-"""The reaper: expired requires_action runs, and runs whose worker died (requeued or failed)."""
+"""The reaper: expired requires_action runs, and runs whose worker died (taken up again, or failed
+past the bound)."""
 
 from __future__ import annotations
 
@@ -53,28 +54,72 @@ async def test_worker_died_before_doing_anything_is_requeued(client: httpx.Async
     assert [m["content"][0]["text"]["value"] for m in msgs] == ["second attempt"]
     async with state.db.session() as s:
         assert await s.scalar(select(Run.attempt).where(Run.id == run["id"])) == 2
+        assert await s.scalar(select(Run.resumes).where(Run.id == run["id"])) == 1
 
 
-async def test_worker_died_mid_run_fails_it(client: httpx.AsyncClient, llm: FakeLLM, state) -> None:
+async def _cut_mid_answer(state, run_id: str) -> None:
+    """The state a worker killed while streaming its answer leaves: the message and its step in
+    progress, the message without content (deltas are never written), the run in progress."""
+    async with state.db.session(write=True) as s:
+        await s.execute(
+            update(RunStep).where(RunStep.run_id == run_id).values(status="in_progress", completed_at=None, usage=None)
+        )
+        await s.execute(
+            update(Message)
+            .where(Message.run_id == run_id)
+            .values(status="in_progress", completed_at=None, content=[])
+        )
+        await s.execute(update(Run).where(Run.id == run_id).values(usage=None))
+    await _as_if_worker_died(state, run_id)
+
+
+async def test_worker_died_mid_answer_is_taken_up_and_its_message_replaced(
+    client: httpx.AsyncClient, llm: FakeLLM, state
+) -> None:
+    llm.set_turns([{"text": "first answer"}, {"text": "the answer, made again"}])
     a, t = await setup(client)
     run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
     await wait_status(client, t, run["id"], "completed")
+    before = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]
+    step_ids = [x["id"] for x in (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]]
+    await _cut_mid_answer(state, run["id"])
+    llm.clear_requests()
+    await state.executor.reap()
+    done = await wait_status(client, t, run["id"], "completed", "failed")
+    assert done["status"] == "completed" and done["last_error"] is None
+    assert done["usage"]["total_tokens"] > 0
+    msgs = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]
+    # the same message, now complete: replaced in place, not a second answer
+    assert [(m["id"], m["status"], m["content"][0]["text"]["value"]) for m in msgs] == [
+        (before[0]["id"], "completed", "the answer, made again")
+    ]
+    steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
+    assert [(x["id"], x["status"]) for x in steps] == [(step_ids[0], "completed")]
+    assert len(llm.chat_requests) == 1  # the model call was made again, once
+    async with state.db.session() as s:
+        assert await s.scalar(select(Run.resumes).where(Run.id == run["id"])) == 1
+
+
+async def test_past_its_resumes_a_run_fails_with_message_and_step_closed(
+    client: httpx.AsyncClient, llm: FakeLLM, state
+) -> None:
+    a, t = await setup(client)
+    run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+    await wait_status(client, t, run["id"], "completed")
+    await _cut_mid_answer(state, run["id"])
     async with state.db.session(write=True) as s:
-        await s.execute(
-            update(RunStep).where(RunStep.run_id == run["id"]).values(status="in_progress", completed_at=None)
-        )
-        await s.execute(
-            update(Message).where(Message.run_id == run["id"]).values(status="in_progress", completed_at=None)
-        )
-    await _as_if_worker_died(state, run["id"])
+        await s.execute(update(Run).where(Run.id == run["id"]).values(resumes=state.executor.max_resumes))
+    llm.clear_requests()
     await state.executor.reap()
     failed = (await client.get(f"/threads/{t}/runs/{run['id']}")).json()
     assert failed["status"] == "failed" and failed["last_error"]["code"] == "server_error"
-    assert "stopped unexpectedly" in failed["last_error"]["message"]
+    assert "interrupted 4 times" in failed["last_error"]["message"]
+    assert failed["usage"] is not None and failed["failed_at"] is not None
     step = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"][0]
-    assert step["status"] == "failed"
+    assert step["status"] == "failed" and step["last_error"]["code"] == "server_error"
     msg = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"][0]
     assert msg["status"] == "incomplete" and msg["incomplete_details"] == {"reason": "run_failed"}
+    assert llm.chat_requests == []
 
 
 async def test_transition_table_refuses_illegal_moves(state) -> None:

@@ -179,6 +179,9 @@ async def code_interpreter(state: AppState, run: Run, res: Resources, code: str)
     if sandbox is None or status is None or not status.available:
         reason = status.reason if status is not None else "the sandbox is not set up in this process"
         return CodeOutcome([], f"Error: the code interpreter is not available: {reason}", {}, [])
+    from assistd.executor.affinity import bind
+
+    await bind(state, run)  # this process holds the thread's kernel from now on
     staged = await _staged_files(state, run, res.code_file_ids)
     try:
         result = await sandbox.execute(run.thread_id, code, files=staged)

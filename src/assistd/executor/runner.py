@@ -10,7 +10,10 @@ with ``last_error``) or ``cancelled``.
 
 Database work happens in short transactions between upstream chunks; no transaction is open
 while waiting on the model. Deltas are not written to the database: the message's text is
-stored when the message completes (or stops).
+stored when the message completes (or stops). A run's end (its status, its open message and
+steps) is one transaction, retried a few times; if it still fails, the run is left to the reaper,
+which takes it up again or closes all of it (executor/resume.py). A run taken up again after its
+worker stopped continues from its last completed step (``_pick_up``).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from assistd.db.core import insert_rows
+from assistd.executor import observe
 from assistd.executor.builtins import Resources, code_interpreter, file_search, load_resources
 from assistd.executor.context import build_context
 from assistd.executor.outcome import LOGGED, log_run_end
+from assistd.executor.resume import close_cancelled_messages
 from assistd.executor.tools import (
     BUILTINS,
     CODE_INTERPRETER,
@@ -75,6 +80,11 @@ _CONTEXT_MESSAGES = (
     .limit(MAX_CONTEXT_MESSAGES)
 )
 _RUN_STEPS = select(*row_columns(RunStep)).where(_STEPS.c.run_id == bindparam("run_id")).order_by(_STEPS.c.seq)
+END_ATTEMPTS = 4  # tries of the transaction that ends a run (backoff 0.25 s, 0.5 s, 1 s between them)
+
+
+class EndNotWritten(Exception):
+    """The run's end could not be written: it is left to the reaper (its lease lapses)."""
 
 
 class StopReason:
@@ -96,6 +106,9 @@ class _Open:
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish: str | None = None
     usage: Usage | None = None
+    # The open message or tool step is what an interrupted attempt left of this model call: this
+    # call's output replaces it in place (or it is dropped if the output is of the other kind).
+    restart: bool = False
 
 
 class RunRunner:
@@ -116,6 +129,7 @@ class RunRunner:
         self.file_search_calls = 0
         self.sandbox_files: dict[str, str] = {}  # /mnt/data path -> file id (this run's outputs)
         self.pending_images: list[str] = []  # code_interpreter images for the next message
+        self._picked_up = False  # what an interrupted attempt left was looked for
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -149,18 +163,34 @@ class RunRunner:
                 if outcome != "continue":
                     return
         except asyncio.CancelledError:
-            await asyncio.shield(self._stopped())
+            await self._ending(self._stopped())
             if self.stop_reason is None:
                 raise
+        except EndNotWritten as exc:
+            self._left_to_reaper(exc)
         except UpstreamError as exc:
-            await asyncio.shield(self._fail(exc.code, exc.message))
+            await self._ending(self._fail(exc.code, exc.message))
         except EmbedderError as exc:  # file_search without its embedder: the message says what to do
-            await asyncio.shield(self._fail("server_error", exc.message))
+            await self._ending(self._fail("server_error", exc.message))
         except Exception as exc:
             log.exception("run %s failed", self.run_id)
-            await asyncio.shield(
+            await self._ending(
                 self._fail("server_error", f"The run failed on an internal error: {type(exc).__name__}.")
             )
+
+    async def _ending(self, ending: Any) -> None:
+        try:
+            await asyncio.shield(ending)
+        except EndNotWritten as exc:
+            self._left_to_reaper(exc)
+
+    def _left_to_reaper(self, exc: EndNotWritten) -> None:
+        log.warning(
+            "run %s: its end could not be written (%s); its lease will lapse and the reaper takes it up",
+            self.run_id,
+            exc.__cause__ or exc,
+            extra={"run_id": self.run_id},
+        )
 
     async def _one_call(self) -> str:
         run = self.run
@@ -173,6 +203,13 @@ class RunRunner:
             if self.resources is None:
                 self.resources = await load_resources(self.ex.state, run, messages)
             self._recall_tool_results(steps)
+        reuse: _Open | None = None
+        if not self._picked_up:
+            self._picked_up = True
+            picked = await self._pick_up(steps)
+            if isinstance(picked, str):
+                return picked
+            reuse = picked
         ctx_args = (run, messages, steps)
         ctx_kw = {
             "count": lambda msgs: self.ex.count_tokens(run.model, msgs),
@@ -195,7 +232,7 @@ class RunRunner:
                 await self._incomplete("max_completion_tokens")
                 return "done"
         request = self._request(run, ctx.messages, remaining)
-        self.open = _Open()
+        self.open = reuse or _Open()
         async for ev in llm.stream(request):
             if isinstance(ev, TextDelta):
                 await self._text(ev.text)
@@ -218,12 +255,41 @@ class RunRunner:
             if step.type != "tool_calls":
                 continue
             for call in step.step_details.get("tool_calls", []):
+                if call["type"] != "function" and (call.get("_model") or {}).get("output") is None:
+                    continue  # not executed yet (its worker stopped): executed on pick-up
                 if call["type"] == FILE_SEARCH:
                     for n, r in enumerate(call["file_search"].get("results") or []):
                         self.citations[(self.file_search_calls, n)] = Citation.of_result(r)
                     self.file_search_calls += 1
                 elif call["type"] == CODE_INTERPRETER:
                     self.sandbox_files.update((call.get("_model") or {}).get("files") or {})
+
+    async def _pick_up(self, steps: list[Any]) -> str | _Open | None:
+        """What an interrupted attempt of this run left (a step still ``in_progress`` when the run was
+        claimed): tool calls committed but not all executed are executed now (their model call is not
+        made again: answers the outcome); a message or tool step whose model call was cut is replaced
+        by the next call's output (answers it as the call's open state). None: nothing was left."""
+        left = [x for x in steps if x.status == "in_progress"]
+        if not left:
+            return None
+        async with self.db.session(inline=True) as s:
+            step = await s.scalar(select(RunStep).where(RunStep.id == left[-1].id))
+            message = None
+            if step is not None and step.type == "message_creation":
+                mid = step.step_details["message_creation"]["message_id"]
+                message = await s.scalar(select(Message).where(Message.id == mid, Message.status == "in_progress"))
+        if step is None:
+            return None
+        calls = step.step_details.get("tool_calls") or []
+        if step.type == "tool_calls" and calls:
+            u = step.usage or {}
+            usage = Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0), 0)
+            self.open = _Open(tool_step=step, calls=dict(enumerate(calls)), usage=usage)
+            return await self._after_tool_calls()
+        observe.model_call_remade(self.run_id, self.run.model)
+        if message is not None:
+            return _Open(message=message, message_step=step, restart=True)
+        return _Open(tool_step=step, restart=True)
 
     def _request(self, run: Run, messages: list[dict[str, Any]], max_completion_tokens: int | None) -> ChatRequest:
         functions = [t for t in run.tools if t["type"] == "function"]
@@ -250,6 +316,17 @@ class RunRunner:
     # --- a text answer --------------------------------------------------------------------------
 
     async def _open_message(self) -> None:
+        o = self.open
+        if o.restart and o.message is not None and o.message_step is not None:
+            # The interrupted call's message, replaced in place: streams see it created again,
+            # empty, so that what they accumulated of it is started over.
+            o.restart = False
+            if self.builtins:
+                o.annotator = Annotator(self.citations, self.sandbox_files)
+            self.emit("thread.message.created", message_object(o.message))
+            self.emit("thread.message.in_progress", message_object(o.message))
+            return
+        dropped = self._drop_leftover()
         run, t = self.run, now()
         msg = Message(
             id=new_id("message"),
@@ -268,6 +345,7 @@ class RunRunner:
             "message_creation", {"type": "message_creation", "message_creation": {"message_id": msg.id}}, t
         )
         async with self.db.session(write=True, inline=True, urgent=True) as s:
+            await _delete(s, dropped)
             await insert_rows(s, step, msg)
         self.open.message, self.open.message_step = msg, step
         if self.builtins:
@@ -280,7 +358,7 @@ class RunRunner:
     async def _text(self, text: str) -> None:
         if not text:
             return
-        if self.open.message is None:
+        if self.open.message is None or self.open.restart:
             await self._open_message()
         assert self.open.message is not None
         part: dict[str, Any] = {"index": 0, "type": "text", "text": {"value": text}}
@@ -310,6 +388,7 @@ class RunRunner:
             return
         async with self.db.session(write=True, inline=True, urgent=True) as s:
             await _write_closed(s, *closed)
+        self.open.message = self.open.message_step = None
         self._emit_closed(*closed, status, step_status)
 
     def _closing(
@@ -321,7 +400,7 @@ class RunRunner:
         error: dict[str, str] | None = None,
     ) -> tuple[Message, RunStep] | None:
         """End the open message and its step in memory; the caller writes them (and may end the run
-        in the same transaction)."""
+        in the same transaction), then forgets them (``self.open``) once written."""
         msg, step = self.open.message, self.open.message_step
         if msg is None or step is None:
             return None
@@ -357,7 +436,6 @@ class RunRunner:
         step.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
         if error is not None:
             step.last_error = error
-        self.open.message = self.open.message_step = None
         return msg, step
 
     def _message_delta(self, message_id: str, part: dict[str, Any]) -> None:
@@ -373,12 +451,19 @@ class RunRunner:
     # --- tool calls -----------------------------------------------------------------------------
 
     async def _tool_start(self, ev: ToolCallStart) -> None:
-        if self.open.message is not None:
+        if self.open.restart and self.open.tool_step is not None:
+            # The interrupted call's tool step, replaced in place (streams start it over).
+            self.open.restart = False
+            self.emit("thread.run.step.created", self._step_object(self.open.tool_step))
+            self.emit("thread.run.step.in_progress", self._step_object(self.open.tool_step))
+        elif self.open.message is not None and not self.open.restart:
             # Text before a tool call is its own message step, completed first.
             await self._close_message("completed", None, None, "completed")
         if self.open.tool_step is None:
+            dropped = self._drop_leftover()
             step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []}, now())
             async with self.db.session(write=True, inline=True, urgent=True) as s:
+                await _delete(s, dropped)
                 await insert_rows(s, step)
             self.open.tool_step = step
             self.emit("thread.run.step.created", self._step_object(step))
@@ -396,6 +481,18 @@ class RunRunner:
         if call["type"] != "function":
             call["_model"] = {"name": ev.name, "arguments": ""}  # what the model sent and will read back
         self.open.calls[ev.index] = call
+
+    def _drop_leftover(self) -> list[Any]:
+        """The re-made call answers with the other kind of output than the interrupted one had begun
+        (text instead of tool calls, or the reverse): the unfinished message or step is removed (with
+        the insert of what replaces it)."""
+        o = self.open
+        if not o.restart:
+            return []
+        o.restart = False
+        dropped = [x for x in (o.message_step, o.message, o.tool_step) if x is not None]
+        o.message = o.message_step = o.tool_step = None
+        return dropped
 
     def _tool_args(self, ev: ToolCallArgsDelta) -> None:
         call = self.open.calls.get(ev.index)
@@ -451,54 +548,18 @@ class RunRunner:
         if self.open.calls:
             step = self.open.tool_step
             assert step is not None
-            order = sorted(self.open.calls)
-            for i in order:
-                if self.open.calls[i]["type"] != "function":
-                    await self._run_builtin(i, self.open.calls[i])
-            calls = [self.open.calls[i] for i in order]
+            calls = [self.open.calls[i] for i in sorted(self.open.calls)]
             step.step_details = {"type": "tool_calls", "tool_calls": calls}
             step.usage = usage
-            functions = [c for c in calls if c["type"] == "function"]
-            if not functions:
-                # Only built-in tools: the step is done and the model reads their results.
-                step.status, step.completed_at = "completed", now()
+            if any(c["type"] != "function" for c in calls):
+                # Checkpoint: the model call is over and its calls are committed before they are
+                # executed, so a worker that stops from here on does not make the call again.
                 async with self.db.session(write=True, inline=True, urgent=True) as s:
                     await _write_step(s, step)
                     await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
-                self.open.tool_step = None
-                self.emit("thread.run.step.completed", self._step_object(step))
-                return "continue"
-            required = {
-                "type": "submit_tool_outputs",
-                "submit_tool_outputs": {
-                    "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
-                        }
-                        for c in functions
-                    ]
-                },
-            }
-            async with self.db.session(write=True, inline=True, urgent=True) as s:
-                await _write_step(s, step)
-                row = await transition_row(
-                    s,
-                    self.run_id,
-                    "requires_action",
-                    only_from={"in_progress"},
-                    required_action=required,
-                    usage=total,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            if row is not None:
-                self.run = Run(**row._mapping)
-                self.emit("thread.run.requires_action", run_object(row))
-            return "done"
+            return await self._after_tool_calls()
         truncated = self.open.finish == "length"
-        if self.open.message is None:
+        if self.open.message is None or self.open.restart:
             await self._open_message()  # an empty answer is still a message
         # The message, its step and the run end in one transaction.
         closed = self._closing(
@@ -508,6 +569,70 @@ class RunRunner:
             await self._finish("incomplete", closed=closed, incomplete_details={"reason": "max_completion_tokens"})
         else:
             await self._finish("completed", closed=closed, completed_at=now())
+        return "done"
+
+    async def _after_tool_calls(self) -> str:
+        """The model call's tool calls are committed: execute the built-in ones that have no output
+        yet (each committed once done, so a stopped worker does not run it again), then the step
+        completes (the model reads the results next) or the run waits for function outputs."""
+        step = self.open.tool_step
+        assert step is not None
+        order = sorted(self.open.calls)
+        pending = [
+            i
+            for i in order
+            if self.open.calls[i]["type"] != "function" and self.open.calls[i]["_model"].get("output") is None
+        ]
+        for n, i in enumerate(pending):
+            await self._run_builtin(i, self.open.calls[i])
+            if n < len(pending) - 1:  # the last one is written with the step's end
+                async with self.db.session(write=True, inline=True, urgent=True) as s:
+                    await _write_step(s, step)
+        calls = [self.open.calls[i] for i in order]
+        step.step_details = {"type": "tool_calls", "tool_calls": calls}
+        total = self.run.usage
+        functions = [c for c in calls if c["type"] == "function"]
+        if not functions:
+            # Only built-in tools: the step is done and the model reads their results.
+            step.status, step.completed_at = "completed", now()
+            async with self.db.session(write=True, inline=True, urgent=True) as s:
+                await _write_step(s, step)
+                await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
+            self.open.tool_step = None
+            self.emit("thread.run.step.completed", self._step_object(step))
+            return "continue"
+        required = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                    }
+                    for c in functions
+                ]
+            },
+        }
+
+        async def rest(s: Any) -> Any:
+            await _write_step(s, step)
+            return await transition_row(
+                s,
+                self.run_id,
+                "requires_action",
+                only_from={"in_progress"},
+                required_action=required,
+                usage=total,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+
+        row = await self._write_end(rest)
+        self.open.tool_step = None
+        if row is not None:
+            self.run = Run(**row._mapping)
+            self.emit("thread.run.requires_action", run_object(row))
         return "done"
 
     async def _run_builtin(self, index: int, call: dict[str, Any]) -> None:
@@ -566,17 +691,53 @@ class RunRunner:
             usage=None,
         )
 
-    async def _finish(self, status: str, *, closed: tuple[Message, RunStep] | None = None, **values: Any) -> bool:
-        """End the run (with the message and step just closed, if any, in the same transaction)."""
-        async with self.db.session(write=True, inline=True, urgent=True) as s:
+    async def _write_end(self, write: Any) -> Any:
+        """Run ``write(session)`` (a run's end or resting point: status, message, steps together) in
+        one transaction, tried ``END_ATTEMPTS`` times; then ``EndNotWritten``."""
+        for attempt in range(END_ATTEMPTS):
+            try:
+                async with self.db.session(write=True, inline=True, urgent=True) as s:
+                    return await write(s)
+            except Exception as exc:
+                if attempt == END_ATTEMPTS - 1:
+                    raise EndNotWritten(str(exc)) from exc
+                log.warning(
+                    "run %s: writing its end failed (%s: %s); trying again",
+                    self.run_id,
+                    type(exc).__name__,
+                    exc,
+                    extra={"run_id": self.run_id},
+                )
+                await asyncio.sleep(0.25 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _finish(
+        self,
+        status: str,
+        *,
+        closed: tuple[Message, RunStep] | None = None,
+        tool_step: RunStep | None = None,
+        **values: Any,
+    ) -> bool:
+        """End the run, with the message and step just closed and the tool step just ended (if any),
+        in one transaction."""
+
+        async def end(s: Any) -> Any:
             if closed is not None:
                 await _write_closed(s, *closed)
-            row = await transition_row(
+            if tool_step is not None:
+                await _write_step(s, tool_step)
+            return await transition_row(
                 s, self.run_id, status, usage=self.run.usage, lease_owner=None, lease_expires_at=None, **values
             )
+
+        row = await self._write_end(end)
         if closed is not None:
+            self.open.message = self.open.message_step = None
             msg, step = closed
             self._emit_closed(msg, step, msg.status, step.status)
+        if tool_step is not None:
+            self.emit(f"thread.run.step.{tool_step.status}", self._step_object(tool_step))
         if row is None:
             return False
         self.run = Run(**row._mapping)
@@ -601,25 +762,26 @@ class RunRunner:
         error = {"code": code, "message": message}
         # a step's last_error takes server_error or rate_limit_exceeded only (RunStepObject)
         step_error = {"code": code if code != "invalid_prompt" else "server_error", "message": message}
-        await self._close_message("incomplete", "run_failed", self._call_usage(), "failed", step_error)
-        step = self.open.tool_step
-        if step is not None and step.status == "in_progress":
-            step.status, step.failed_at = "failed", now()
+        closed = self._closing("incomplete", "run_failed", self._call_usage(), "failed", step_error)
+        step = self._ending_tool_step("failed", "failed_at")
+        if step is not None:
             step.last_error = step_error
-            await self._end_tool_step(step, "thread.run.step.failed")
         self._usage_so_far()
-        await self._finish("failed", last_error=error, failed_at=now())
+        await self._finish("failed", closed=closed, tool_step=step, last_error=error, failed_at=now())
 
-    async def _end_tool_step(self, step: RunStep, event: str) -> None:
-        """A tool step ended early (failed, cancelled) still shows the calls the model made, as far
-        as they came, and what its call used."""
+    def _ending_tool_step(self, status: str, at: str) -> RunStep | None:
+        """The open tool step ended early (failed, cancelled), in memory: it still shows the calls the
+        model made, as far as they came, and what its call used."""
+        step = self.open.tool_step
+        if step is None or step.status != "in_progress":
+            return None
+        step.status = status
+        setattr(step, at, now())
         if self.open.calls and not step.step_details.get("tool_calls"):
             calls = [self.open.calls[i] for i in sorted(self.open.calls)]
             step.step_details = {"type": "tool_calls", "tool_calls": calls}
         step.usage = self._call_usage()
-        async with self.db.session(write=True, inline=True, urgent=True) as s:
-            await _write_step(s, step)
-        self.emit(event, self._step_object(step))
+        return step
 
     def _usage_so_far(self) -> None:
         """An ended run has usage (null only while it runs): the calls settled, or the one cut short."""
@@ -631,19 +793,16 @@ class RunRunner:
         reason = self.stop_reason
         if reason == StopReason.CANCEL:
             self.emit("thread.run.cancelling", {**run_object(self.run), "status": "cancelling"})
-            await self._close_message("incomplete", "run_cancelled", self._call_usage(), "cancelled")
-            step = self.open.tool_step
-            if step is not None and step.status == "in_progress":
-                step.status, step.cancelled_at = "cancelled", now()
-                await self._end_tool_step(step, "thread.run.step.cancelled")
+            closed = self._closing("incomplete", "run_cancelled", self._call_usage(), "cancelled")
+            step = self._ending_tool_step("cancelled", "cancelled_at")
             self._usage_so_far()
-            await self._finish("cancelled", cancelled_at=now())
+            await self._finish("cancelled", closed=closed, tool_step=step, cancelled_at=now())
         elif reason == StopReason.SHUTDOWN:
-            # Hand the run back: drop what this attempt wrote, requeue it for another executor.
-            await self.ex.hand_back(
-                self.run_id, [x.id for x in (self.open.message_step, self.open.tool_step) if x], self.open.message
-            )
-        # LEASE_LOST: another actor owns the run now; touch nothing.
+            # Hand the run back as it stands: the next worker continues it (executor/resume.py).
+            await self.ex.hand_back(self.run_id)
+        elif reason == StopReason.LEASE_LOST:
+            # Another actor owns the run now: touch nothing; streams here follow its new executor.
+            self.bus.release_local(self.run_id)
 
 
 _MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
@@ -671,6 +830,13 @@ async def _write_step(s: Any, step: RunStep) -> None:
     await s.execute(_WRITE_STEP, {"b_id": step.id, **{f"v_{f}": getattr(step, f) for f in _STEP_FIELDS}})
 
 
+async def _delete(s: Any, rows: list[Any]) -> None:
+    """Delete the messages and steps an interrupted attempt left and the re-made call did not reuse."""
+    for row in rows:
+        table = _MESSAGES if isinstance(row, Message) else _STEPS
+        await s.execute(delete(table).where(table.c.id == row.id))
+
+
 async def finalize_cancel(executor: Executor, run_id: str) -> None:
     """Cancel a run nobody is executing (queued or waiting for tool outputs)."""
     db, bus, t = executor.state.db, executor.state.bus, now()
@@ -696,12 +862,16 @@ async def finalize_cancel(executor: Executor, run_id: str) -> None:
             .values(status="cancelled", cancelled_at=t)
             .execution_options(synchronize_session=False)
         )
+        # a message whose worker stopped while the run was being cancelled
+        messages = await close_cancelled_messages(s, run_id, t)
         run = await s.scalar(select(Run).where(Run.id == run_id))
         if run is not None and run.usage is None:  # cancelled before any model call: it used nothing
             run.usage = NO_USAGE
             await s.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(usage=NO_USAGE))
     if run is not None:  # CONTRACT §7: a cancel's events start with it
         bus.publish(run_id, "thread.run.cancelling", {**run_object(run), "status": "cancelling", "cancelled_at": None})
+    for msg in messages:
+        bus.publish(run_id, "thread.message.incomplete", message_object(msg))
     for step in steps:
         step.status, step.cancelled_at = "cancelled", t
         bus.publish(run_id, "thread.run.step.cancelled", step_to_object(step))

@@ -8,10 +8,10 @@ and a worker) can never both win or skip a state.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import and_, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 
@@ -41,7 +41,7 @@ NO_LONGER_EXPIRES: Final[frozenset[str]] = TERMINAL - {"expired"}
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     "queued": frozenset({"in_progress", "cancelling", "failed", "expired"}),
-    # "queued" again: the reaper hands back a run whose worker died before doing anything.
+    # "queued" again: a run whose worker stopped is taken up again (executor/resume.py).
     "in_progress": frozenset(
         {"requires_action", "completed", "incomplete", "failed", "cancelling", "expired", "queued"}
     ),
@@ -69,10 +69,12 @@ async def transition(
     to: str,
     *,
     only_from: Iterable[str] | None = None,
+    where: Sequence[Any] = (),
     **values: Any,
 ) -> bool:
     """Move ``run_id`` to ``to`` if its current status allows it (and is in ``only_from``)."""
-    return await transition_row(session, run_id, to, only_from=only_from, returning=False, **values) is not None
+    row = await transition_row(session, run_id, to, only_from=only_from, returning=False, where=where, **values)
+    return row is not None
 
 
 async def transition_row(
@@ -82,10 +84,11 @@ async def transition_row(
     *,
     only_from: Iterable[str] | None = None,
     returning: bool = True,
+    where: Sequence[Any] = (),
     **values: Any,
 ) -> Any | None:
     """``transition()`` that answers the updated run row (``to_object`` takes it), or None."""
-    rows = await transition_rows(session, [run_id], to, only_from=only_from, returning=returning, **values)
+    rows = await transition_rows(session, [run_id], to, only_from=only_from, returning=returning, where=where, **values)
     return rows[0] if rows else None
 
 
@@ -96,9 +99,11 @@ async def transition_rows(
     *,
     only_from: Iterable[str] | None = None,
     returning: bool = True,
+    where: Sequence[Any] = (),
     **values: Any,
 ) -> list[Any]:
-    """``transition_row()`` for several runs in one statement: the rows that moved, in no order."""
+    """``transition_row()`` for several runs in one statement: the rows that moved, in no order.
+    ``where``: more conditions on the row (e.g. the lease it must still carry)."""
     if to in NO_LONGER_EXPIRES and "expires_at" not in values:
         values = {**values, "expires_at": None}  # as the spec's examples of ended runs show
     allowed = predecessors(to)
@@ -106,8 +111,9 @@ async def transition_rows(
         allowed = allowed & frozenset(only_from)
     if not allowed or not run_ids:
         return []
-    if any(isinstance(v, ClauseElement) for v in values.values()):  # SQL expressions (claims): built here
+    if where or any(isinstance(v, ClauseElement) for v in values.values()):  # SQL expressions: built here
         cond = _RUNS.c.id == run_ids[0] if len(run_ids) == 1 else _RUNS.c.id.in_(run_ids)
+        cond = and_(cond, *where)
         result = await session.execute(_update(cond, tuple(sorted(allowed)), to, values, returning))
         return _counted(session, to, list(result.all()), values)
     keys = tuple(sorted(values))

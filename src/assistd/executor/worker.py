@@ -4,12 +4,16 @@
   SQLite, or after ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; the claimant writes its
   lease (owner, expiry) and bumps ``attempt``. One transaction claims the oldest queued runs up
   to ``CLAIM_BATCH`` (and the free slots): when runs arrive faster than one claim round trip,
-  the backlog is taken in one go instead of one transaction per run.
-- **Heartbeat**: every ``lease/3`` seconds each running run's lease is extended; the same UPDATE
-  returns its status, so a ``cancelling`` set by another process stops the local task.
-- **Reaper**: a run ``in_progress`` whose lease expired is requeued when its worker had written
-  nothing yet (no step), and failed (``server_error``) otherwise; ``requires_action`` runs past
-  ``expires_at`` expire; ``cancelling`` runs nobody holds are finalised ``cancelled``.
+  the backlog is taken in one go instead of one transaction per run. On PostgreSQL a run whose
+  thread's code_interpreter kernel lives in another live executor is left to that one
+  (executor/affinity.py).
+- **Heartbeat**: every ``lease/3`` seconds the executor's own lease (executor/liveness.py) and
+  each running run's lease are extended; the same UPDATE returns the runs' status, so a
+  ``cancelling`` set by another process stops the local task.
+- **Reaper**: a run ``in_progress`` whose lease expired, or whose executor's process is gone from
+  this machine, is taken up again from its last completed step, a bounded number of times
+  (executor/resume.py); ``requires_action`` runs past ``expires_at`` expire; ``cancelling`` runs
+  nobody holds are finalised ``cancelled``.
 - **Stop**: running tasks are cancelled with reason "shutdown" and hand their runs back.
 - **Wake-ups**: the API wakes the local executor after a commit; otherwise a slow poll.
 """
@@ -22,14 +26,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, or_, select, update
 
 from assistd import metrics
+from assistd.executor import affinity, liveness, resume
 from assistd.executor.outcome import log_run_end
 from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
-from assistd.executor.transitions import NO_USAGE, transition, transition_rows
+from assistd.executor.transitions import transition, transition_rows
 from assistd.ids import random_token
-from assistd.models import Message, Run, RunStep
+from assistd.models import Run, RunStep
 from assistd.runs.protocol import step_to_object
 from assistd.runs.protocol import to_object as run_object
 from assistd.timeutil import now
@@ -53,12 +58,16 @@ class Executor:
         concurrency: int = 32,
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
+        max_resumes: int = 3,
     ) -> None:
         self.state = state
         self.owner = "exec_" + random_token(12)
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        self.max_resumes = max_resumes
+        self._registered = False
+        self.kernels: dict[str, float] = {}  # threads whose kernel this process holds -> when bound
         self._wake = asyncio.Event()
         self._running: dict[str, tuple[asyncio.Task[None], RunRunner]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -90,6 +99,10 @@ class Executor:
         for task, _ in running:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._registered:
+            with contextlib.suppress(Exception):
+                await liveness.unregister(self.state.db, self.owner)
+            self._registered = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -146,7 +159,8 @@ class Executor:
         async with db.session(write=True, inline=True) as s:
             stmt = select(Run.id).where(Run.status == "queued").order_by(Run.seq).limit(limit)
             if not db.is_sqlite:
-                stmt = stmt.with_for_update(skip_locked=True)
+                # a thread's runs go where its kernel lives, while that executor lives
+                stmt = affinity.claimable(stmt, self.owner).with_for_update(skip_locked=True, of=Run)
             run_ids = list((await s.scalars(stmt)).all())
             if not run_ids:
                 return []
@@ -234,6 +248,15 @@ class Executor:
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:
+            try:
+                if not self._registered:
+                    await liveness.register(self.state.db, self.owner, self.lease_seconds)
+                    self._registered = True
+                else:
+                    await liveness.renew(self.state.db, self.owner, self.lease_seconds)
+                await affinity.sync(self)
+            except Exception:
+                log.exception("executor heartbeat failed")
             await asyncio.sleep(self.lease_seconds / 3)
             if not self._running:
                 continue
@@ -273,18 +296,20 @@ class Executor:
                 await self.reap()
             except Exception:
                 log.exception("reaper failed")
-            await asyncio.sleep(max(self.lease_seconds / 2, 0.05))
+            await asyncio.sleep(max(min(self.lease_seconds / 2, 5.0), 0.05))
 
     async def reap(self) -> None:
         db, t, wall = self.state.db, now(), time.time()
+        gone = await liveness.stopped_here(db, self.owner)
+        lapsed = Run.lease_expires_at < wall
         async with db.session(inline=True) as s:
             stale = list(
                 (
                     await s.execute(
-                        select(Run.id, Run.status).where(
+                        select(Run.id, Run.status, Run.lease_owner).where(
                             Run.status.in_(["in_progress", "cancelling"]),
                             Run.lease_expires_at.is_not(None),
-                            Run.lease_expires_at < wall,
+                            or_(lapsed, Run.lease_owner.in_(gone)) if gone else lapsed,
                         )
                     )
                 ).all()
@@ -299,7 +324,7 @@ class Executor:
             orphaned_cancels = list(
                 await s.scalars(select(Run.id).where(Run.status == "cancelling", Run.lease_owner.is_(None)))
             )
-        for run_id, status in stale:
+        for run_id, status, owner in stale:
             if run_id in self._running:
                 continue
             if status == "cancelling":
@@ -307,56 +332,13 @@ class Executor:
                     await s.execute(update(Run).where(Run.id == run_id).values(lease_owner=None, lease_expires_at=None))
                 await finalize_cancel(self, run_id)
                 continue
-            async with db.session(write=True, inline=True) as s:
-                did_work = await s.scalar(select(func.count()).select_from(RunStep).where(RunStep.run_id == run_id))
-                if not did_work:
-                    ok = await transition(
-                        s, run_id, "queued", only_from={"in_progress"}, lease_owner=None, lease_expires_at=None
-                    )
-                    if ok:
-                        log.warning("run %s: its worker stopped before doing anything; requeued", run_id)
-                    continue
-                await self._fail_abandoned(s, run_id, t)
-            self.wake()
+            await resume.take_up(self, run_id, owner, dead=owner in gone)
         for run_id in expired:
             await self._expire(run_id, t)
         for run_id in orphaned_cancels:
             await finalize_cancel(self, run_id)
         if stale:
             self.wake()
-
-    async def _fail_abandoned(self, s: Any, run_id: str, t: int) -> None:
-        error = {"code": "server_error", "message": "The worker executing this run stopped unexpectedly."}
-        ok = await transition(
-            s,
-            run_id,
-            "failed",
-            only_from={"in_progress"},
-            last_error=error,
-            failed_at=t,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        if not ok:
-            return
-        if await s.scalar(select(Run.usage).where(Run.id == run_id)) is None:  # its calls' usage died with it
-            await s.execute(update(Run).where(Run.id == run_id).values(usage=NO_USAGE))
-        await s.execute(
-            update(RunStep)
-            .where(RunStep.run_id == run_id, RunStep.status == "in_progress")
-            .values(status="failed", failed_at=t, last_error=error)
-            .execution_options(synchronize_session=False)
-        )
-        await s.execute(
-            update(Message)
-            .where(Message.run_id == run_id, Message.status == "in_progress")
-            .values(status="incomplete", incomplete_at=t, incomplete_details={"reason": "run_failed"})
-            .execution_options(synchronize_session=False)
-        )
-        row = (await s.execute(select(Run.thread_id, Run.model).where(Run.id == run_id))).one()
-        log_run_end(
-            self.state.llm, run_id=run_id, thread_id=row.thread_id, model=row.model, status="failed", last_error=error
-        )
 
     async def _expire(self, run_id: str, t: int) -> None:
         async with self.state.db.session(write=True, inline=True) as s:
@@ -384,11 +366,6 @@ class Executor:
                 why="no tool outputs were submitted before expires_at",
             )
 
-    async def hand_back(self, run_id: str, step_ids: list[str], message: Message | None) -> None:
-        """Shutdown: forget this attempt's partial step/message and requeue the run."""
-        async with self.state.db.session(write=True, inline=True) as s:
-            if step_ids:
-                await s.execute(delete(RunStep).where(RunStep.id.in_(step_ids)))
-            if message is not None:
-                await s.execute(delete(Message).where(Message.id == message.id))
-            await transition(s, run_id, "queued", only_from={"in_progress"}, lease_owner=None, lease_expires_at=None)
+    async def hand_back(self, run_id: str) -> None:
+        """Shutdown: requeue the run, keeping what it committed (see executor/resume.py)."""
+        await resume.hand_back(self, run_id)

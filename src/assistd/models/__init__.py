@@ -5,7 +5,7 @@ from assistd.models.assistant import Assistant
 from assistd.models.cursor import DeletedCursor
 from assistd.models.file import File, Upload, UploadPart
 from assistd.models.project import ApiKey, Project
-from assistd.models.run import Run, RunEvent, RunStep
+from assistd.models.run import ExecutorRecord, Run, RunEvent, RunStep
 from assistd.models.thread import Message, Thread
 from assistd.models.vector_store import Chunk, VectorStore, VectorStoreFile, VectorStoreFileBatch, VectorStoreFileText
 
@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "Chunk",
     "DeletedCursor",
+    "ExecutorRecord",
     "File",
     "Message",
     "Project",

@@ -51,6 +51,8 @@ class Run(ObjectMixin, Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[float | None] = mapped_column(Float)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # times the run was taken up again after its worker stopped (executor/resume.py)
+    resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RunStep(ObjectMixin, Base):
@@ -87,3 +89,18 @@ class RunEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     data: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class ExecutorRecord(Base):
+    """A process that executes runs (executor/liveness.py): its lease is renewed by its heartbeat;
+    ``machine``, ``pid`` and ``process_start`` let a process on the same machine tell at once that
+    it has stopped."""
+
+    __tablename__ = "executors"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    machine: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    process_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

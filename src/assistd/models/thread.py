@@ -14,6 +14,8 @@ class Thread(ObjectMixin, Base):
 
     tool_resources: Mapped[dict[str, Any]] = mapped_column(JSONType)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
+    # the executor whose process holds the thread's code_interpreter kernel (executor/affinity.py)
+    kernel_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Message(ObjectMixin, Base):

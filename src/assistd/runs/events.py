@@ -166,6 +166,9 @@ class RunEventBus:
     def renew_sequence(self) -> None:
         """This process starts executing a run (see pgbus)."""
 
+    def release_local(self, run_id: str) -> None:
+        """This process no longer executes the run (see pgbus)."""
+
     async def attach(self, sub: Subscription, run_id: str) -> None:
         """Called once a subscription exists, before the run can move (see pgbus)."""
 

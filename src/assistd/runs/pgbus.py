@@ -204,6 +204,12 @@ class PostgresEventBus(RunEventBus):
         the run published elsewhere before it was handed here."""
         self._renew_stock = True
 
+    def release_local(self, run_id: str) -> None:
+        """This process lost the run to another executor (its lease lapsed, the run was taken up
+        elsewhere): its streams here were fed from memory, they now relay the run's new executor."""
+        for sub in self._subs.get(run_id, ()):
+            sub.local = False
+
     async def _writer(self) -> None:
         """Writes and announces the pending events, a batch at a time, on a connection of its own
         (a pooled one would be reset, one more round trip, after every batch)."""

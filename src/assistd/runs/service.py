@@ -137,6 +137,7 @@ def build_run(
         reasoning_effort=getattr(body, "reasoning_effort", None) or assistant.reasoning_effort,
         include=include,
         attempt=0,
+        resumes=0,
     )
 
 

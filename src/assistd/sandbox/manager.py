@@ -195,6 +195,19 @@ class SandboxManager:
             kernel, session.kernel = session.kernel, None
             await kernel.kill()
 
+    def live_sessions(self) -> set[str]:
+        """Keys of the sessions whose kernel lives (or is starting, or executing) in this process."""
+        return {k for k, s in self._sessions.items() if s.kernel is not None or s.starting or s.lock.locked()}
+
+    def note_lost(self, session_key: str, why: str) -> None:
+        """The session's state was lost elsewhere (its kernel lived in another process): unless it has
+        a kernel here, its next execution starts in a new one and tells the model ``why``."""
+        session = self._sessions.get(session_key)
+        if session is None:
+            self._forget(session_key, why)
+        elif session.kernel is None:
+            session.lost = why
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
