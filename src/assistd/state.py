@@ -49,9 +49,16 @@ class AppState:
         """``relay``: this process serves run streams (HTTP); ``assistd worker`` (no HTTP) passes False,
         so that it does not receive every run event of the database (see PostgresEventBus)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_connections=settings.db_max_connections,
+            connect_wait_seconds=settings.db_connect_wait_seconds,
+            fast_reads=settings.fast_reads,
+        )
         if settings.fast_reads:
             await db.start_fast_reader()
+        db.start_housekeeping()
         async with db.session(write=True) as s:
             await ensure_project(s, DEFAULT_PROJECT_NAME)
             if settings.api_key:
@@ -65,7 +72,11 @@ class AppState:
             db=db,
             blobs=LocalBlobStore(settings.files_dir),
             auth=Authenticator(db, settings.auth_cache_seconds),
-            bus=RunEventBus() if db.is_sqlite else PostgresEventBus(db.url, relay=relay),
+            bus=RunEventBus()
+            if db.budget is None
+            else PostgresEventBus(
+                db.url, relay=relay, pool_size=db.budget.bus, connect_wait_seconds=settings.db_connect_wait_seconds
+            ),
             llm=LLMClient(
                 UpstreamConfig.from_env_values(
                     settings.upstream_base_url, settings.upstream_api_key, settings.upstream_routes

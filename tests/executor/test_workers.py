@@ -9,22 +9,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import uvicorn
 from sqlalchemy import func, select
 
 from assistd.app import create_app
 from assistd.fakellm import FakeLLM
 from assistd.models import Message, Run
 from assistd.state import AppState
-from tests.conftest import asgi_client
+from tests.conftest import BETA, asgi_client
 from tests.runs.util import RUN_START, TEXT_RUN, names, sse
+from tests.spec import validate_event
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("ASSISTD_TEST_DATABASE", "sqlite") == "sqlite", reason="several processes need PostgreSQL"
@@ -64,17 +70,42 @@ def stop_worker(proc: subprocess.Popen[str]) -> str:
 @pytest.fixture
 async def api(
     state: AppState, settings: Any, project: tuple[str, str]
-) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
-    """An API process with no executor (the suite's own executor is paused meanwhile)."""
+) -> AsyncIterator[Callable[..., Any]]:
+    """An API process with no executor (the suite's own executor is paused meanwhile): a client
+    through the ASGI app, or with ``live=True`` the context of a real server and its client."""
     assert state.executor is not None
     await state.executor.stop()
     api_state = await AppState.start(settings, background=False, executor=False)
     app = create_app(settings, api_state)
     try:
-        yield lambda: asgi_client(app, project[0])
+        yield lambda live=False: served(app, project[0]) if live else asgi_client(app, project[0])
     finally:
         await api_state.stop()
         state.executor.start()
+
+
+@asynccontextmanager
+async def served(app: Any, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` on a real uvicorn server (streams arrive as they are sent, unlike through the ASGI
+    transport, which hands over a response once it is complete)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(1000):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    headers = {**BETA, "Authorization": f"Bearer {key}"}
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/v1", headers=headers, timeout=60
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 async def until(check: Callable[[], Any], seconds: float = 20.0) -> Any:
@@ -134,38 +165,67 @@ async def test_a_worker_executes_and_the_api_streams(api, settings, llm: FakeLLM
     assert worker.returncode == 0, out
 
 
-async def test_a_killed_worker_is_reaped(api, settings, state, llm: FakeLLM, tmp_path: Path) -> None:
-    llm.set_default({"text": "word " * 500, "tokens_per_second": 40})
-    lease = {"ASSISTD_RUN_LEASE_SECONDS": "1"}
-    first = start_worker(settings, tmp_path, "w1", **lease)
+async def stream_into(client: httpx.AsyncClient, path: str, body: dict[str, Any], events: list[Any]) -> None:
+    """POST with stream:true, appending each event (validated against the spec) as it arrives."""
+    async with client.stream("POST", path, json={**body, "stream": True}) as r:
+        assert r.status_code == 200, await r.aread()
+        name = None
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                raw = line[5:].strip()
+                data = raw if raw == "[DONE]" else orjson.loads(raw)
+                validate_event(name, data)
+                events.append((name, data))
+
+
+async def test_a_killed_workers_run_is_finished_by_another_and_its_stream_goes_on(
+    api, settings, state, llm: FakeLLM, tmp_path: Path
+) -> None:
+    answer = "".join(f" w{i}" for i in range(120))
+    llm.set_default({"text": answer, "tokens_per_second": 40})
+    first = start_worker(settings, tmp_path, "w1")  # the default 30 s lease: not waited for
     second = None
     try:
-        async with api() as client:
+        async with api(live=True) as client:
             a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
             t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]})).json()["id"]
-            run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+            events: list[Any] = []
+            streaming = asyncio.create_task(stream_into(client, f"/threads/{t}/runs", {"assistant_id": a}, events))
 
-            async def streaming() -> bool:
-                msgs = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]
-                return bool(msgs) and llm.active_responses > 0
+            async def deltas() -> bool:
+                return sum(n == "thread.message.delta" for n, _ in events) >= 5
 
-            await until(streaming)
-            first.kill()  # SIGKILL mid-run: no hand-back
+            await until(deltas, 60)
+            first.kill()  # SIGKILL mid-answer: no hand-back
             first.wait()
-            second = start_worker(settings, tmp_path, "w2", **lease)
-
-            async def reaped() -> dict[str, Any] | None:
-                r = (await client.get(f"/threads/{t}/runs/{run['id']}")).json()
-                return r if r["status"] not in ("in_progress", "queued") else None
-
-            final = await until(reaped, 20)
-            assert final["status"] == "failed" and final["last_error"]["code"] == "server_error"
-            msg = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"][0]
-            assert msg["status"] == "incomplete"
+            killed_at = time.monotonic()
+            second = start_worker(settings, tmp_path, "w2")
+            await asyncio.wait_for(streaming, 30)
+            took = time.monotonic() - killed_at
+            run_id = events[0][1]["id"]
+            run = (await client.get(f"/threads/{t}/runs/{run_id}")).json()
+            msgs = (await client.get(f"/threads/{t}/messages", params={"run_id": run_id})).json()["data"]
     finally:
         if second is not None:
             stop_worker(second)
         stop_worker(first)
+    assert run["status"] == "completed" and run["last_error"] is None
+    assert took < 20  # the restarted worker saw the first one's process gone: no lease to wait out
+    assert [(m["status"], m["content"][0]["text"]["value"]) for m in msgs] == [("completed", answer)]
+    # the stream got the run's events from both workers, and its end
+    assert [n for n, _ in events][-2:] == ["thread.run.completed", "done"]
+    created = [i for i, (n, d) in enumerate(events) if n == "thread.message.created"]
+    assert len(created) == 2, names(events)
+    assert events[created[0]][1]["id"] == events[created[1]][1]["id"] == msgs[0]["id"]
+    assert events[created[1]][1]["content"] == []  # started over: what came before it is replaced
+    after = [d for n, d in events[created[1] :] if n == "thread.message.delta"]
+    assert "".join(p["text"]["value"] for d in after for p in d["delta"]["content"]) == answer
+    done = next(d for n, d in events if n == "thread.message.completed")
+    assert done["content"][0]["text"]["value"] == answer
+    async with state.db.session() as s:
+        assert await s.scalar(select(Run.resumes).where(Run.id == run_id)) == 1
 
 
 async def test_two_workers_200_runs_none_twice_none_lost(api, settings, state, llm: FakeLLM, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ of the driver's own cost, and on SQLite the aiosqlite thread round trips (four p
 - SQLite: one ``sqlite3`` connection used inline on the event loop. The statements are single
   index walks (tens of microseconds); in WAL mode readers never wait for writers, so a call
   cannot block on a lock. The connection is ``query_only``.
-- PostgreSQL: an asyncpg pool with JSON/JSONB decoded by orjson.
+- PostgreSQL: an asyncpg pool with JSON/JSONB decoded by orjson (its share of the process's
+  connection budget, db/budget.py).
 
 Only read-only sessions use it (write sessions must read their own uncommitted rows), and only
 for statements whose shape is cached; anything else goes through the session as usual.
@@ -127,8 +128,10 @@ class PostgresFastReader(_Base):
         self._settings: dict[int, dict[str, str]] = {}  # backend pid -> settings made by ensure_settings
 
     @classmethod
-    async def connect(cls, url: str, dialect: Dialect, size: int) -> PostgresFastReader:
+    async def connect(cls, url: str, dialect: Dialect, size: int, wait_seconds: float = 120.0) -> PostgresFastReader:
         import asyncpg
+
+        from assistd.db import budget
 
         reader = cls(dialect)
 
@@ -143,7 +146,15 @@ class PostgresFastReader(_Base):
             """Instead of asyncpg's reset (a connection in a transaction is still rolled back)."""
 
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        reader._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=init, reset=keep)
+        reader._pool = await asyncpg.create_pool(
+            dsn,
+            min_size=0,
+            max_size=size,
+            init=init,
+            reset=keep,
+            connect=budget.connector(url, wait_seconds),
+            max_inactive_connection_lifetime=budget.IDLE_SECONDS,
+        )
         return reader
 
     def acquire(self) -> Any:

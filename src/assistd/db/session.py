@@ -5,7 +5,8 @@ instead of failing or losing updates; inside one process writers also take an ``
 so they wait in order instead of spinning on the busy handler. Readers use a deferred ``BEGIN``
 and, thanks to WAL, never block writers.
 
-PostgreSQL: asyncpg, READ COMMITTED, a pool per process.
+PostgreSQL: asyncpg, READ COMMITTED; the process's connections, all pools together, stay within
+a budget, idle ones close, and a server out of connection slots delays work (db/budget.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +31,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 
+from assistd.db import budget
 from assistd.db.fastread import FastReader, PostgresFastReader, SQLiteFastReader
+
+log = logging.getLogger("assistd.db")
 
 _IMMEDIATE = "assistd_begin_immediate"
 _NO_BEGIN = "assistd_no_begin"
@@ -50,7 +55,7 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
     authentication and asyncpg's type setup each time. Measured with ``log_connections``: 290
     connections for 520 runs before, ~45 after."""
 
-    SPARE_IDLE_SECONDS = 10.0
+    SPARE_IDLE_SECONDS = budget.IDLE_SECONDS
     # SQLAlchemy names a pool's logger after its class's module; under ``assistd`` it would inherit
     # the servers' INFO level and print "Pool disposed" / "Pool recreating" lines at every shutdown.
     _sqla_logger_namespace = "sqlalchemy.pool.impl.RetainingQueuePool"
@@ -73,6 +78,11 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
             return record
         return super()._do_get()
 
+    def close_idle(self) -> None:
+        """Close the spares unused for ``SPARE_IDLE_SECONDS`` (called periodically: an idle pool sees
+        no check-out or return that would do it). Runs in SQLAlchemy's greenlet (``greenlet_spawn``)."""
+        self._close_stale_spares()
+
     def _close_stale_spares(self) -> None:
         cutoff = time.monotonic() - self.SPARE_IDLE_SECONDS
         while self._spare and self._spare[0][1] < cutoff:
@@ -92,8 +102,18 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
         return f"{super().status()} Spare overflow connections: {len(self._spare)}"
 
 
-def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False, inline: bool = False) -> AsyncEngine:
-    """The engine for ``url``; on SQLite with ``inline``, sqlite3 runs on the loop's thread (db/inline.py)."""
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    null_pool: bool = False,
+    inline: bool = False,
+    max_connections: int | None = None,
+    connect_wait_seconds: float = 120.0,
+) -> AsyncEngine:
+    """The engine for ``url``; on SQLite with ``inline``, sqlite3 runs on the loop's thread (db/inline.py).
+    PostgreSQL: at most ``max_connections`` (default 3 × ``pool_size``), one kept when idle, the
+    others closed after 10 s unused; connections are opened with ``budget.connect``."""
     parsed = make_url(url)
     # orjson for JSON columns: several times faster than the stdlib on every row read.
     kwargs: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
@@ -113,11 +133,21 @@ def create_engine(url: str, *, pool_size: int = 10, null_pool: bool = False, inl
         # (writers here take Database's lock), so it gets a short one.
         _configure_sqlite(engine, busy_ms=2000 if inline else 30000)
         return engine
+    kwargs["async_creator"] = budget.creator(url, connect_wait_seconds)
     if null_pool:
         kwargs["poolclass"] = NullPool
     else:
+        if max_connections is None:
+            max_connections = pool_size * 3
+        else:
+            pool_size = 1
         kwargs.update(
-            poolclass=RetainingQueuePool, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=False
+            poolclass=RetainingQueuePool,
+            pool_size=pool_size,
+            max_overflow=max(max_connections - pool_size, 0),
+            pool_pre_ping=False,
+            # a check-out waits while the server has no slot (see budget.connect), then a little more
+            pool_timeout=connect_wait_seconds + 30,
         )
     return create_async_engine(url, **kwargs)
 
@@ -185,11 +215,25 @@ class WriterLock:
 class Database:
     """The engine, a sessionmaker and the SQLite writer lock, built once per process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_connections: int = 20,
+        connect_wait_seconds: float = 120.0,
+        fast_reads: bool = True,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.engine = create_engine(url, pool_size=pool_size)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        # PostgreSQL: the process's share of the server's connections (db/budget.py)
+        self.budget = None if self.is_sqlite else budget.split(max_connections, fast_reads=fast_reads)
+        self.connect_wait_seconds = connect_wait_seconds
+        main = None if self.budget is None else self.budget.main
+        self.engine = create_engine(
+            url, pool_size=pool_size, max_connections=main, connect_wait_seconds=connect_wait_seconds
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         # Read-only sessions: no BEGIN on SQLite, AUTOCOMMIT on PostgreSQL, set on the engine so
         # a connection is only checked out if the session actually runs a statement.
@@ -205,8 +249,10 @@ class Database:
         # of API requests holding every connection of the main pool does not delay a stream's events.
         self.urgent_engine: AsyncEngine | None = None
         self.urgent_sessionmaker = self.sessionmaker
-        if not self.is_sqlite:
-            self.urgent_engine = create_engine(url, pool_size=max(2, pool_size // 2))
+        if self.budget is not None:
+            self.urgent_engine = create_engine(
+                url, max_connections=self.budget.urgent, connect_wait_seconds=connect_wait_seconds
+            )
             self.urgent_sessionmaker = async_sessionmaker(self.urgent_engine, expire_on_commit=False, autoflush=False)
         if self.is_sqlite:
             self.inline_engine = create_engine(url, pool_size=pool_size, inline=True)
@@ -215,6 +261,7 @@ class Database:
                 self.inline_engine.execution_options(**read_options), expire_on_commit=False, autoflush=False
             )
         self.fast: FastReader | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def start_fast_reader(self) -> None:
         """Hot read statements straight on the driver (see db/fastread.py)."""
@@ -223,7 +270,28 @@ class Database:
             if path and path != ":memory:":
                 self.fast = SQLiteFastReader(path, self.engine.dialect)
         else:
-            self.fast = await PostgresFastReader.connect(self.url, self.engine.dialect, self.pool_size)
+            assert self.budget is not None
+            self.fast = await PostgresFastReader.connect(
+                self.url, self.engine.dialect, max(self.budget.fast, 1), self.connect_wait_seconds
+            )
+
+    def start_housekeeping(self) -> None:
+        """PostgreSQL: close pooled connections idle for 10 s, also while nothing uses the pools."""
+        if self.budget is not None and self._housekeeping is None:
+            self._housekeeping = asyncio.create_task(self._close_idle(), name="assistd-db-idle")
+
+    async def _close_idle(self) -> None:
+        from sqlalchemy.util import greenlet_spawn
+
+        while True:
+            await asyncio.sleep(budget.IDLE_SECONDS / 4)
+            for engine in (self.engine, self.urgent_engine):
+                pool = engine.sync_engine.pool if engine is not None else None
+                if isinstance(pool, RetainingQueuePool):
+                    try:
+                        await greenlet_spawn(pool.close_idle)
+                    except Exception:
+                        log.exception("closing idle database connections failed")
 
     @asynccontextmanager
     async def session(
@@ -267,6 +335,11 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.fast is not None:
             await self.fast.close()
             self.fast = None

@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
+from assistd.db import budget
+from assistd.db.budget import asyncpg_dsn
 from assistd.runs.events import RunEventBus, Subscription
 
 log = logging.getLogger("assistd.pgbus")
@@ -39,10 +39,6 @@ CANCEL = "assistd_cancel"
 EVENTS = "assistd_events"
 INGEST = "assistd_ingest"  # vector-store files were queued (see assistd.ingest)
 KEEP_EVENTS_SECONDS = 600.0
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 _NEXT_SEQS = "SELECT nextval(pg_get_serial_sequence('run_events', 'seq')) FROM generate_series(1, $1)"
@@ -113,11 +109,17 @@ def parse_payload(payload: str) -> list[tuple[str, list[tuple[int, str, bytes | 
 
 
 class PostgresEventBus(RunEventBus):
-    def __init__(self, url: str, *, relay: bool = True) -> None:
+    def __init__(
+        self, url: str, *, relay: bool = True, pool_size: int = 2, connect_wait_seconds: float = 120.0
+    ) -> None:
         """``relay``: LISTEN for run events (a process serving streams). Without it (``assistd
-        worker``) the process only publishes, and is not sent every event of every run back."""
+        worker``) the process only publishes, and is not sent every event of every run back.
+        ``pool_size``: its share of the connection budget besides LISTEN and the writer (db/budget.py)."""
         super().__init__()
+        self._url = url
         self._dsn = asyncpg_dsn(url)
+        self._pool_size = pool_size
+        self._wait = connect_wait_seconds
         self._relay = relay
         self._pool: Any = None
         self._listener: Any = None
@@ -137,8 +139,15 @@ class PostgresEventBus(RunEventBus):
     async def start(self) -> None:
         import asyncpg
 
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4, server_settings=_BUS_SETTINGS)
-        self._listener = await asyncpg.connect(self._dsn)
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            server_settings=_BUS_SETTINGS,
+            connect=budget.connector(self._url, self._wait),
+            max_inactive_connection_lifetime=budget.IDLE_SECONDS,
+        )
+        self._listener = await budget.connect(self._dsn, wait_seconds=self._wait)
         if self._relay:
             await self._listener.add_listener(EVENTS, self._on_events)
         await self._listener.add_listener(WAKE, self._on_wake)
@@ -212,14 +221,24 @@ class PostgresEventBus(RunEventBus):
 
     async def _writer(self) -> None:
         """Writes and announces the pending events, a batch at a time, on a connection of its own
-        (a pooled one would be reset, one more round trip, after every batch)."""
-        import asyncpg
-
+        (a pooled one would be reset, one more round trip, after every batch), closed after 10 s
+        without events. A batch that fails is written again (after a pause): a stream never
+        silently misses an event of a run whose executor lives."""
         conn: Any = None
+        pause = 0.0
         try:
             while True:
+                if conn is not None and not self._pending:
+                    try:
+                        await asyncio.wait_for(self._has_pending.wait(), budget.IDLE_SECONDS)
+                    except TimeoutError:
+                        conn.terminate()  # idle: give the connection back to the server
+                        conn = None
+                        continue
                 await self._has_pending.wait()
-                if BATCH_WINDOW_SECONDS:
+                if pause:
+                    await asyncio.sleep(pause)
+                elif BATCH_WINDOW_SECONDS:
                     # Let the events of this instant gather: fewer, bigger statements (each one a
                     # socket write and a commit) for a little latency.
                     await asyncio.sleep(BATCH_WINDOW_SECONDS)
@@ -229,7 +248,7 @@ class PostgresEventBus(RunEventBus):
                     continue
                 try:
                     if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(self._dsn, server_settings=_BUS_SETTINGS)
+                        conn = await budget.connect(self._dsn, wait_seconds=self._wait, server_settings=_BUS_SETTINGS)
                     # Sequence values (increasing, so in order per run) from a stock drawn one
                     # round trip at a time, then the rows and their notifications (carrying the
                     # events) in one statement.
@@ -248,8 +267,13 @@ class PostgresEventBus(RunEventBus):
                         EVENTS,
                         notify_payloads(seqs, batch),
                     )
-                except Exception:
-                    log.exception("could not write %d run events", len(batch))
+                    pause = 0.0
+                except Exception as exc:
+                    pause = min(max(pause * 2, 0.1), 2.0)
+                    log.warning("could not write %d run events (%s); trying again in %.1f s", len(batch), exc, pause)
+                    self._pending = batch + self._pending  # in order, before what came meanwhile
+                    self._renew_stock = True
+                    self._has_pending.set()
                     if conn is not None:
                         conn.terminate()
                         conn = None
