@@ -65,9 +65,7 @@ async def _cut_mid_answer(state, run_id: str) -> None:
             update(RunStep).where(RunStep.run_id == run_id).values(status="in_progress", completed_at=None, usage=None)
         )
         await s.execute(
-            update(Message)
-            .where(Message.run_id == run_id)
-            .values(status="in_progress", completed_at=None, content=[])
+            update(Message).where(Message.run_id == run_id).values(status="in_progress", completed_at=None, content=[])
         )
         await s.execute(update(Run).where(Run.id == run_id).values(usage=None))
     await _as_if_worker_died(state, run_id)

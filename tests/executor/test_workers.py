@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from assistd.app import create_app
 from assistd.fakellm import FakeLLM
-from assistd.models import Message, Run
+from assistd.models import ExecutorRecord, Message, Run, Thread
 from assistd.state import AppState
 from tests.conftest import BETA, asgi_client
 from tests.runs.util import RUN_START, TEXT_RUN, names, sse
@@ -68,9 +68,7 @@ def stop_worker(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture
-async def api(
-    state: AppState, settings: Any, project: tuple[str, str]
-) -> AsyncIterator[Callable[..., Any]]:
+async def api(state: AppState, settings: Any, project: tuple[str, str]) -> AsyncIterator[Callable[..., Any]]:
     """An API process with no executor (the suite's own executor is paused meanwhile): a client
     through the ASGI app, or with ``live=True`` the context of a real server and its client."""
     assert state.executor is not None
@@ -290,3 +288,58 @@ async def test_events_too_big_for_notify_still_arrive_in_order(api, settings, ll
     completed = next(d for n, d in events if n == "thread.message.completed")
     assert completed["content"][0]["text"]["value"] == text
     assert names(events)[-2:] == ["thread.run.completed", "done"]
+
+
+async def test_a_threads_variables_survive_consecutive_runs_with_two_workers(
+    api, settings, state, llm: FakeLLM, tmp_path: Path
+) -> None:
+    sandbox = {"ASSISTD_SANDBOX_VENV": str(settings.resolved_sandbox_venv), "ASSISTD_SANDBOX_WARM_POOL": "0"}
+    workers = [start_worker(settings, tmp_path, f"w{i}", **sandbox) for i in range(2)]
+    runs = 6  # were a thread's runs claimed by either worker, all six on the first one's kernel: 1 in 32
+    turns: list[Any] = [{"tool_calls": [{"name": "code_interpreter", "arguments": {"code": "x = 0\nprint(x)"}}]}]
+    turns += [{"text": "ok"}]
+    for _ in range(runs):
+        turns += [{"tool_calls": [{"name": "code_interpreter", "arguments": {"code": "x += 1\nprint(x)"}}]}]
+        turns += [{"text": "ok"}]
+    llm.set_turns(turns)
+    try:
+        async with api() as client:
+            a = await client.post("/assistants", json={"model": "fake-model", "tools": [{"type": "code_interpreter"}]})
+            a = a.json()["id"]
+            t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "count"}]})).json()["id"]
+
+            async def run_once() -> str:
+                run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+
+                async def ended() -> dict[str, Any] | None:
+                    r = (await client.get(f"/threads/{t}/runs/{run['id']}")).json()
+                    return r if r["status"] not in ("queued", "in_progress") else None
+
+                r = await until(ended, 60)
+                assert r["status"] == "completed", r["last_error"]
+                steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps", params={"order": "asc"})).json()
+                call = steps["data"][0]["step_details"]["tool_calls"][0]["code_interpreter"]
+                return call["outputs"][0]["logs"]
+
+            assert (await run_once()).strip() == "0"
+            for n in range(1, runs + 1):
+                assert (await run_once()).strip() == str(n)  # the same kernel every time
+            # The worker holding the kernel is killed: the next run executes on the other one, in a
+            # new kernel, and the model is told that the thread's Python state is gone.
+            async with state.db.session() as s:
+                owner = await s.scalar(select(Thread.kernel_owner).where(Thread.id == t))
+                pid = await s.scalar(select(ExecutorRecord.pid).where(ExecutorRecord.owner == owner))
+            holder = next(w for w in workers if w.pid == pid)
+            holder.kill()
+            holder.wait()
+            llm.set_turns(
+                [{"tool_calls": [{"name": "code_interpreter", "arguments": {"code": "print('x' in dir())"}}]}, "ok"]
+            )
+            logs = await run_once()
+            assert logs.strip().endswith("False")
+            assert "previous Python session has ended" in logs and "worker process that held it has stopped" in logs
+            sent = llm.chat_requests[-1].body["messages"][-1]
+            assert sent["role"] == "tool" and "previous Python session has ended" in sent["content"]
+    finally:
+        for w in workers:
+            stop_worker(w)

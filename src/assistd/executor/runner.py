@@ -19,19 +19,17 @@ worker stopped continues from its last completed step (``_pick_up``).
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 
 from assistd.db.core import insert_rows
 from assistd.executor import observe
-from assistd.executor.builtins import Resources, code_interpreter, file_search, load_resources
+from assistd.executor.builtins import Resources, load_resources
 from assistd.executor.context import build_context
 from assistd.executor.outcome import LOGGED, log_run_end
-from assistd.executor.resume import close_cancelled_messages
 from assistd.executor.tools import (
     BUILTINS,
     CODE_INTERPRETER,
@@ -39,11 +37,10 @@ from assistd.executor.tools import (
     Annotator,
     Citation,
     builtin_functions,
-    code_argument,
-    partial_code,
-    search_queries,
 )
-from assistd.executor.transitions import NO_USAGE, transition, transition_row
+from assistd.executor.toolsteps import ToolSteps
+from assistd.executor.transitions import transition_row
+from assistd.executor.writes import delete_rows, write_closed, write_step
 from assistd.ids import new_id
 from assistd.llm.errors import UpstreamError
 from assistd.llm.protocol import (
@@ -111,7 +108,7 @@ class _Open:
     restart: bool = False
 
 
-class RunRunner:
+class RunRunner(ToolSteps):
     def __init__(self, executor: Executor, run_id: str, run: Run | None = None, *, local_stream: bool = False) -> None:
         self.ex = executor
         self.db = executor.state.db
@@ -345,7 +342,7 @@ class RunRunner:
             "message_creation", {"type": "message_creation", "message_creation": {"message_id": msg.id}}, t
         )
         async with self.db.session(write=True, inline=True, urgent=True) as s:
-            await _delete(s, dropped)
+            await delete_rows(s, dropped)
             await insert_rows(s, step, msg)
         self.open.message, self.open.message_step = msg, step
         if self.builtins:
@@ -387,7 +384,7 @@ class RunRunner:
         if closed is None:
             return
         async with self.db.session(write=True, inline=True, urgent=True) as s:
-            await _write_closed(s, *closed)
+            await write_closed(s, *closed)
         self.open.message = self.open.message_step = None
         self._emit_closed(*closed, status, step_status)
 
@@ -450,82 +447,6 @@ class RunRunner:
 
     # --- tool calls -----------------------------------------------------------------------------
 
-    async def _tool_start(self, ev: ToolCallStart) -> None:
-        if self.open.restart and self.open.tool_step is not None:
-            # The interrupted call's tool step, replaced in place (streams start it over).
-            self.open.restart = False
-            self.emit("thread.run.step.created", self._step_object(self.open.tool_step))
-            self.emit("thread.run.step.in_progress", self._step_object(self.open.tool_step))
-        elif self.open.message is not None and not self.open.restart:
-            # Text before a tool call is its own message step, completed first.
-            await self._close_message("completed", None, None, "completed")
-        if self.open.tool_step is None:
-            dropped = self._drop_leftover()
-            step = self._new_step("tool_calls", {"type": "tool_calls", "tool_calls": []}, now())
-            async with self.db.session(write=True, inline=True, urgent=True) as s:
-                await _delete(s, dropped)
-                await insert_rows(s, step)
-            self.open.tool_step = step
-            self.emit("thread.run.step.created", self._step_object(step))
-            self.emit("thread.run.step.in_progress", self._step_object(step))
-        # Our own `call_` ids (CONTRACT §1); the upstream's only have to agree with each other.
-        call_id = ev.id if ev.id.startswith("call_") else new_id("call")
-        call: dict[str, Any]
-        if ev.name == FILE_SEARCH and FILE_SEARCH in self.builtins:
-            call = {"id": call_id, "type": FILE_SEARCH, "file_search": {}}
-        elif ev.name == CODE_INTERPRETER and CODE_INTERPRETER in self.builtins:
-            call = {"id": call_id, "type": CODE_INTERPRETER, "code_interpreter": {"input": "", "outputs": []}}
-        else:
-            call = {"id": call_id, "type": "function", "function": {"name": ev.name, "arguments": "", "output": None}}
-        self._step_delta({"index": ev.index, **copy.deepcopy(call)})
-        if call["type"] != "function":
-            call["_model"] = {"name": ev.name, "arguments": ""}  # what the model sent and will read back
-        self.open.calls[ev.index] = call
-
-    def _drop_leftover(self) -> list[Any]:
-        """The re-made call answers with the other kind of output than the interrupted one had begun
-        (text instead of tool calls, or the reverse): the unfinished message or step is removed (with
-        the insert of what replaces it)."""
-        o = self.open
-        if not o.restart:
-            return []
-        o.restart = False
-        dropped = [x for x in (o.message_step, o.message, o.tool_step) if x is not None]
-        o.message = o.message_step = o.tool_step = None
-        return dropped
-
-    def _tool_args(self, ev: ToolCallArgsDelta) -> None:
-        call = self.open.calls.get(ev.index)
-        if call is None or not ev.arguments:
-            return
-        if call["type"] == "function":
-            call["function"]["arguments"] += ev.arguments
-            self._step_delta({"index": ev.index, "type": "function", "function": {"arguments": ev.arguments}})
-            return
-        call["_model"]["arguments"] += ev.arguments
-        if call["type"] == CODE_INTERPRETER:
-            # The code is shown as the model writes it: the decoded prefix of its JSON string.
-            code = partial_code(call["_model"]["arguments"])
-            seen = call["code_interpreter"]["input"]
-            if len(code) > len(seen) and code.startswith(seen):
-                call["code_interpreter"]["input"] = code
-                self._step_delta(
-                    {"index": ev.index, "type": CODE_INTERPRETER, "code_interpreter": {"input": code[len(seen) :]}}
-                )
-
-    def _step_delta(self, call_delta: dict[str, Any]) -> None:
-        assert self.open.tool_step is not None
-        self.emit(
-            "thread.run.step.delta",
-            {
-                "id": self.open.tool_step.id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call_delta]}},
-            },
-        )
-
-    # --- the end of one upstream call ----------------------------------------------------------
-
     def _call_usage(self) -> dict[str, int]:
         u = self.open.usage
         return (
@@ -555,7 +476,7 @@ class RunRunner:
                 # Checkpoint: the model call is over and its calls are committed before they are
                 # executed, so a worker that stops from here on does not make the call again.
                 async with self.db.session(write=True, inline=True, urgent=True) as s:
-                    await _write_step(s, step)
+                    await write_step(s, step)
                     await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
             return await self._after_tool_calls()
         truncated = self.open.finish == "length"
@@ -570,107 +491,6 @@ class RunRunner:
         else:
             await self._finish("completed", closed=closed, completed_at=now())
         return "done"
-
-    async def _after_tool_calls(self) -> str:
-        """The model call's tool calls are committed: execute the built-in ones that have no output
-        yet (each committed once done, so a stopped worker does not run it again), then the step
-        completes (the model reads the results next) or the run waits for function outputs."""
-        step = self.open.tool_step
-        assert step is not None
-        order = sorted(self.open.calls)
-        pending = [
-            i
-            for i in order
-            if self.open.calls[i]["type"] != "function" and self.open.calls[i]["_model"].get("output") is None
-        ]
-        for n, i in enumerate(pending):
-            await self._run_builtin(i, self.open.calls[i])
-            if n < len(pending) - 1:  # the last one is written with the step's end
-                async with self.db.session(write=True, inline=True, urgent=True) as s:
-                    await _write_step(s, step)
-        calls = [self.open.calls[i] for i in order]
-        step.step_details = {"type": "tool_calls", "tool_calls": calls}
-        total = self.run.usage
-        functions = [c for c in calls if c["type"] == "function"]
-        if not functions:
-            # Only built-in tools: the step is done and the model reads their results.
-            step.status, step.completed_at = "completed", now()
-            async with self.db.session(write=True, inline=True, urgent=True) as s:
-                await _write_step(s, step)
-                await s.execute(update(_RUNS).where(_RUNS.c.id == self.run_id).values(usage=total))
-            self.open.tool_step = None
-            self.emit("thread.run.step.completed", self._step_object(step))
-            return "continue"
-        required = {
-            "type": "submit_tool_outputs",
-            "submit_tool_outputs": {
-                "tool_calls": [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
-                    }
-                    for c in functions
-                ]
-            },
-        }
-
-        async def rest(s: Any) -> Any:
-            await _write_step(s, step)
-            return await transition_row(
-                s,
-                self.run_id,
-                "requires_action",
-                only_from={"in_progress"},
-                required_action=required,
-                usage=total,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-
-        row = await self._write_end(rest)
-        self.open.tool_step = None
-        if row is not None:
-            self.run = Run(**row._mapping)
-            self.emit("thread.run.requires_action", run_object(row))
-        return "done"
-
-    async def _run_builtin(self, index: int, call: dict[str, Any]) -> None:
-        """Execute a file_search or code_interpreter call and fill in its results."""
-        state, run, model = self.ex.state, self.run, call["_model"]
-        assert self.resources is not None
-        if call["type"] == FILE_SEARCH:
-            queries = search_queries(model["arguments"])
-            m = self.file_search_calls
-            self.file_search_calls += 1
-            details, text, cites = await file_search(
-                state, run, self.resources, m, queries, state.llm.context_window(run.model)
-            )
-            call["file_search"] = details
-            self.citations.update(cites)
-            model["output"] = text
-            return
-        code = code_argument(model["arguments"])
-        shown = call["code_interpreter"]["input"]
-        if code != shown:
-            if code.startswith(shown):
-                self._step_delta(
-                    {"index": index, "type": CODE_INTERPRETER, "code_interpreter": {"input": code[len(shown) :]}}
-                )
-            call["code_interpreter"]["input"] = code
-        outcome = await code_interpreter(state, run, self.resources, code)
-        call["code_interpreter"]["outputs"] = outcome.outputs
-        if outcome.outputs:
-            self._step_delta(
-                {
-                    "index": index,
-                    "type": CODE_INTERPRETER,
-                    "code_interpreter": {"outputs": [{"index": k, **o} for k, o in enumerate(outcome.outputs)]},
-                }
-            )
-        self.sandbox_files.update(outcome.files)
-        self.pending_images += outcome.images
-        model["output"], model["files"] = outcome.model_text, outcome.files
 
     def _step_object(self, step: RunStep) -> dict[str, Any]:
         return step_to_object(step, include_content=bool(self.run.include))
@@ -724,9 +544,9 @@ class RunRunner:
 
         async def end(s: Any) -> Any:
             if closed is not None:
-                await _write_closed(s, *closed)
+                await write_closed(s, *closed)
             if tool_step is not None:
-                await _write_step(s, tool_step)
+                await write_step(s, tool_step)
             return await transition_row(
                 s, self.run_id, status, usage=self.run.usage, lease_owner=None, lease_expires_at=None, **values
             )
@@ -769,20 +589,6 @@ class RunRunner:
         self._usage_so_far()
         await self._finish("failed", closed=closed, tool_step=step, last_error=error, failed_at=now())
 
-    def _ending_tool_step(self, status: str, at: str) -> RunStep | None:
-        """The open tool step ended early (failed, cancelled), in memory: it still shows the calls the
-        model made, as far as they came, and what its call used."""
-        step = self.open.tool_step
-        if step is None or step.status != "in_progress":
-            return None
-        step.status = status
-        setattr(step, at, now())
-        if self.open.calls and not step.step_details.get("tool_calls"):
-            calls = [self.open.calls[i] for i in sorted(self.open.calls)]
-            step.step_details = {"type": "tool_calls", "tool_calls": calls}
-        step.usage = self._call_usage()
-        return step
-
     def _usage_so_far(self) -> None:
         """An ended run has usage (null only while it runs): the calls settled, or the one cut short."""
         if self.run.usage is None:
@@ -803,77 +609,3 @@ class RunRunner:
         elif reason == StopReason.LEASE_LOST:
             # Another actor owns the run now: touch nothing; streams here follow its new executor.
             self.bus.release_local(self.run_id)
-
-
-_MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
-_STEP_FIELDS = ("status", "step_details", "last_error", "completed_at", "cancelled_at", "failed_at", "usage")
-# Built once: SQLAlchemy takes longer to build an UPDATE than SQLite takes to run it.
-_CLOSE_MESSAGE = (
-    update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("b_id"))
-    .values(**{f: bindparam(f"v_{f}", type_=_MESSAGES.c[f].type) for f in _MESSAGE_FIELDS})
-)
-_WRITE_STEP = (
-    update(_STEPS)
-    .where(_STEPS.c.id == bindparam("b_id"))
-    .values(**{f: bindparam(f"v_{f}", type_=_STEPS.c[f].type) for f in _STEP_FIELDS})
-)
-
-
-async def _write_closed(s: Any, msg: Message, step: RunStep) -> None:
-    # UPDATEs, not session.merge(): a merge first SELECTs the row it already has.
-    await s.execute(_CLOSE_MESSAGE, {"b_id": msg.id, **{f"v_{f}": getattr(msg, f) for f in _MESSAGE_FIELDS}})
-    await _write_step(s, step)
-
-
-async def _write_step(s: Any, step: RunStep) -> None:
-    await s.execute(_WRITE_STEP, {"b_id": step.id, **{f"v_{f}": getattr(step, f) for f in _STEP_FIELDS}})
-
-
-async def _delete(s: Any, rows: list[Any]) -> None:
-    """Delete the messages and steps an interrupted attempt left and the re-made call did not reuse."""
-    for row in rows:
-        table = _MESSAGES if isinstance(row, Message) else _STEPS
-        await s.execute(delete(table).where(table.c.id == row.id))
-
-
-async def finalize_cancel(executor: Executor, run_id: str) -> None:
-    """Cancel a run nobody is executing (queued or waiting for tool outputs)."""
-    db, bus, t = executor.state.db, executor.state.bus, now()
-    async with db.session(write=True, inline=True) as s:
-        ok = await transition(
-            s,
-            run_id,
-            "cancelled",
-            only_from={"cancelling"},
-            cancelled_at=t,
-            lease_owner=None,
-            lease_expires_at=None,
-            required_action=None,  # no action is required of a cancelled run
-        )
-        if not ok:
-            return
-        steps = list(
-            (await s.scalars(select(RunStep).where(RunStep.run_id == run_id, RunStep.status == "in_progress"))).all()
-        )
-        await s.execute(
-            update(RunStep)
-            .where(RunStep.run_id == run_id, RunStep.status == "in_progress")
-            .values(status="cancelled", cancelled_at=t)
-            .execution_options(synchronize_session=False)
-        )
-        # a message whose worker stopped while the run was being cancelled
-        messages = await close_cancelled_messages(s, run_id, t)
-        run = await s.scalar(select(Run).where(Run.id == run_id))
-        if run is not None and run.usage is None:  # cancelled before any model call: it used nothing
-            run.usage = NO_USAGE
-            await s.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(usage=NO_USAGE))
-    if run is not None:  # CONTRACT §7: a cancel's events start with it
-        bus.publish(run_id, "thread.run.cancelling", {**run_object(run), "status": "cancelling", "cancelled_at": None})
-    for msg in messages:
-        bus.publish(run_id, "thread.message.incomplete", message_object(msg))
-    for step in steps:
-        step.status, step.cancelled_at = "cancelled", t
-        bus.publish(run_id, "thread.run.step.cancelled", step_to_object(step))
-    if run is not None:
-        bus.publish(run_id, "thread.run.cancelled", run_object(run))

@@ -31,8 +31,9 @@ from sqlalchemy import func, or_, select, update
 from assistd import metrics
 from assistd.executor import affinity, liveness, resume
 from assistd.executor.outcome import log_run_end
-from assistd.executor.runner import RunRunner, StopReason, finalize_cancel
+from assistd.executor.runner import RunRunner, StopReason
 from assistd.executor.transitions import transition, transition_rows
+from assistd.executor.writes import finalize_cancel
 from assistd.ids import random_token
 from assistd.models import Run, RunStep
 from assistd.runs.protocol import step_to_object

@@ -86,6 +86,11 @@ def _start(session: AsyncSession, state: AppState) -> tuple[dict[str, Any] | Non
     event.listen(session.sync_session, "after_soft_rollback", lambda _s, _t: release(), once=True)
 
     def started(run: Run) -> None:
+        if run.status == "queued":  # not taken here after all (executor/affinity.py): any executor
+            release()
+            on_commit(session, state.run_queued)
+            return
+
         def adopt() -> None:
             if not released[0]:
                 released[0] = True

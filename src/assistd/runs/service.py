@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from assistd.assistants.service import retrieve_assistant
 from assistd.db.core import insert_rows
 from assistd.errors import InvalidRequestError
+from assistd.executor.affinity import held_elsewhere
 from assistd.executor.transitions import transition
 from assistd.ids import new_id
 from assistd.messages.builder import build_message
@@ -166,6 +167,8 @@ async def create_run(
     extra = body.additional_messages or []
     refs = [r for i, m in enumerate(extra) for r in file_refs(m, prefix=f"additional_messages[{i}].")]
     await require_files(session, project_id, refs)
+    if claim is not None and await held_elsewhere(session, thread_id, claim["lease_owner"]):
+        claim = None  # the thread's kernel lives in another executor: the run waits for that one
     run = claimed(build_run(project_id, thread_id, assistant, body, include), claim)
     # additional_messages join the thread before the run starts.
     t = now()

@@ -1,0 +1,161 @@
+"""A PostgreSQL at its connection limit delays runs; it does not fail them.
+
+The server is made to run out of connection slots for one process: it connects as a dedicated
+role with ``CONNECTION LIMIT 8``, and once it has started, the test occupies every slot left to
+that role. Runs created meanwhile wait (with a WARNING) for connections instead of failing; when
+the slots come free, they complete. The process's own budget and idle closing are checked too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from assistd.app import create_app
+from assistd.db.budget import split
+from assistd.fakellm import FakeLLM
+from assistd.state import AppState
+from tests.conftest import asgi_client
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("ASSISTD_TEST_DATABASE", "sqlite") == "sqlite", reason="connection limits are PostgreSQL's"
+)
+
+LIMIT = 8
+
+
+async def _connect(url: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+async def _connections_of(admin: Any, role: str) -> int:
+    return int(await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role))
+
+
+async def test_runs_wait_for_connection_slots_and_then_complete(
+    state, settings, llm: FakeLLM, project: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    role = f"assistd_limited_{uuid.uuid4().hex[:8]}"
+    admin = await _connect(settings.database_url)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {LIMIT}')
+    await admin.execute(f'GRANT postgres TO "{role}"')  # the tables' privileges, not superuser
+    url = make_url(settings.database_url).set(username=role).render_as_string(hide_password=False)
+    limited = settings.model_copy(update={"database_url": url, "db_max_connections": 20, "run_lease_seconds": 30})
+    llm.set_default({"text": "Answered after the wait."})
+    assert state.executor is not None
+    await state.executor.stop()  # only the limited process executes these runs
+    hogs: list[Any] = []
+    app_state = None
+    try:
+        app_state = await AppState.start(limited, background=False)
+        async with asgi_client(create_app(limited, app_state), project[0]) as client:
+            a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
+            threads = [
+                (await client.post("/threads", json={"messages": [{"role": "user", "content": f"q{i}"}]})).json()["id"]
+                for i in range(4)
+            ]
+            refused = None
+            while refused is None:  # occupy every slot left to the role
+                try:
+                    hogs.append(await _connect(url))
+                except Exception as exc:
+                    refused = str(exc)
+            assert "too many connections" in refused
+            assert await _connections_of(admin, role) == LIMIT
+            caplog.clear()
+
+            async def run(t: str) -> dict[str, Any]:
+                r = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+                for _ in range(3000):
+                    r = (await client.get(f"/threads/{t}/runs/{r['id']}")).json()
+                    if r["status"] not in ("queued", "in_progress"):
+                        return r
+                    await asyncio.sleep(0.02)
+                raise AssertionError(f"run still {r['status']}")
+
+            runs = [asyncio.create_task(run(t)) for t in threads]
+            await asyncio.sleep(3)
+            assert not any(task.done() for task in runs)  # waiting, not failed
+            assert any("no connection slot" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+            for conn in hogs:
+                await conn.close()
+            hogs.clear()
+            results = await asyncio.wait_for(asyncio.gather(*runs), 120)
+            assert [r["status"] for r in results] == ["completed"] * 4, [r["last_error"] for r in results]
+            for t in threads:
+                msg = (await client.get(f"/threads/{t}/messages", params={"limit": 1})).json()["data"][0]
+                assert msg["content"][0]["text"]["value"] == "Answered after the wait."
+            assert await _connections_of(admin, role) <= split(20).total
+    finally:
+        for conn in hogs:
+            await conn.close()
+        if app_state is not None:
+            await app_state.stop()
+        state.executor.start()
+        for _ in range(100):
+            if not await _connections_of(admin, role):
+                break
+            await asyncio.sleep(0.05)
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
+
+
+async def test_a_process_stays_within_its_budget_and_closes_idle_connections(
+    state, settings, llm: FakeLLM, project: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistd.db import budget
+    from assistd.db.session import RetainingQueuePool
+
+    monkeypatch.setattr(budget, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(RetainingQueuePool, "SPARE_IDLE_SECONDS", 0.5)
+    role = f"assistd_budget_{uuid.uuid4().hex[:8]}"
+    admin = await _connect(settings.database_url)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    await admin.execute(f'GRANT postgres TO "{role}"')
+    url = make_url(settings.database_url).set(username=role).render_as_string(hide_password=False)
+    own = settings.model_copy(update={"database_url": url, "db_max_connections": 10, "executor": False})
+    app_state = None
+    try:
+        app_state = await AppState.start(own, background=False)
+        async with asgi_client(create_app(own, app_state), project[0]) as client:
+            a = (await client.post("/assistants", json={"model": "fake-model"})).json()["id"]
+
+            async def busy() -> None:
+                for _ in range(10):
+                    t = (await client.post("/threads", json={"metadata": {"a": a}})).json()["id"]
+                    assert (await client.get(f"/threads/{t}")).status_code == 200
+                    await client.get("/threads", params={"limit": 5})
+
+            peak = 0
+
+            async def watch() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, await _connections_of(admin, role))
+                    await asyncio.sleep(0.01)
+
+            watcher = asyncio.create_task(watch())
+            await asyncio.gather(*(busy() for _ in range(30)))
+            watcher.cancel()
+            assert 3 <= peak <= 10, peak  # several at once, never more than the budget
+            for _ in range(300):  # idle: back to the LISTEN connection and one per SQLAlchemy pool
+                if await _connections_of(admin, role) <= 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert await _connections_of(admin, role) <= 3
+    finally:
+        if app_state is not None:
+            await app_state.stop()
+        for _ in range(100):
+            if not await _connections_of(admin, role):
+                break
+            await asyncio.sleep(0.05)
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
