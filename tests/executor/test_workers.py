@@ -343,3 +343,53 @@ async def test_a_threads_variables_survive_consecutive_runs_with_two_workers(
     finally:
         for w in workers:
             stop_worker(w)
+
+
+async def test_code_cut_mid_execution_runs_again_in_a_new_kernel_without_asking_the_model_again(
+    api, settings, state, llm: FakeLLM, tmp_path: Path
+) -> None:
+    sandbox = {"ASSISTD_SANDBOX_VENV": str(settings.resolved_sandbox_venv), "ASSISTD_SANDBOX_WARM_POOL": "0"}
+    code = "import time\ny = 7\ntime.sleep(4)\nprint('slept', y)"
+    llm.set_turns([{"tool_calls": [{"name": "code_interpreter", "arguments": {"code": code}}]}, {"text": "Done."}])
+    first = start_worker(settings, tmp_path, "w1", **sandbox)
+    second = None
+    try:
+        async with api() as client:
+            a = await client.post("/assistants", json={"model": "fake-model", "tools": [{"type": "code_interpreter"}]})
+            a = a.json()["id"]
+            t = (await client.post("/threads", json={"messages": [{"role": "user", "content": "sleep"}]})).json()["id"]
+            run = (await client.post(f"/threads/{t}/runs", json={"assistant_id": a})).json()
+
+            async def executing() -> bool:  # the call is committed, its code is running
+                steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]
+                calls = steps[0]["step_details"]["tool_calls"] if steps else []
+                return bool(calls) and calls[0]["code_interpreter"]["input"] == code
+
+            await until(executing, 60)
+            await asyncio.sleep(1)
+            first.kill()
+            first.wait()
+            second = start_worker(settings, tmp_path, "w2", **sandbox)
+
+            async def ended() -> dict[str, Any] | None:
+                r = (await client.get(f"/threads/{t}/runs/{run['id']}")).json()
+                return r if r["status"] not in ("queued", "in_progress") else None
+
+            final = await until(ended, 60)
+            steps = (await client.get(f"/threads/{t}/runs/{run['id']}/steps", params={"order": "asc"})).json()
+    finally:
+        if second is not None:
+            stop_worker(second)
+        stop_worker(first)
+    assert final["status"] == "completed", final["last_error"]
+    assert [(s["type"], s["status"]) for s in steps["data"]] == [
+        ("tool_calls", "completed"),
+        ("message_creation", "completed"),
+    ]
+    (call,) = steps["data"][0]["step_details"]["tool_calls"]
+    logs = call["code_interpreter"]["outputs"][0]["logs"]
+    assert logs.strip().endswith("slept 7")  # run again, to its end
+    assert "previous Python session has ended" in logs
+    # the model was asked once for the code and once after it: the cut call was not made again
+    assert len(llm.chat_requests) == 2
+    assert "previous Python session has ended" in llm.chat_requests[1].body["messages"][-1]["content"]

@@ -74,16 +74,24 @@ def asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class _Warnings:
-    last = 0.0
+class _Shortage:
+    warned = 0.0  # when the last WARNING was logged
+    seen = float("-inf")  # when a connection was last refused for want of a slot
+
+
+def short_of_slots() -> bool:
+    """Whether the server refused this process a connection for want of a slot in the last
+    ``IDLE_SECONDS``: idle pooled connections are then closed sooner, for the pools that need one."""
+    return time.monotonic() - _Shortage.seen < IDLE_SECONDS
 
 
 def connection_wait(reason: str, attempt: int) -> None:
     """A connection could not be opened for want of a server slot; it is tried again (logged at most
     every ``WARN_EVERY_SECONDS``)."""
     t = time.monotonic()
-    if t - _Warnings.last >= WARN_EVERY_SECONDS:
-        _Warnings.last = t
+    _Shortage.seen = t
+    if t - _Shortage.warned >= WARN_EVERY_SECONDS:
+        _Shortage.warned = t
         log.warning(
             "PostgreSQL has no connection slot for this process (%s): waiting, with backoff (attempt %d)",
             reason,
@@ -96,8 +104,12 @@ def connection_waited(seconds: float) -> None:
     log.info("PostgreSQL connection opened after waiting %.1f s for a slot", seconds)
 
 
-def _retryable(exc: BaseException) -> bool:
-    return getattr(exc, "sqlstate", None) in RETRY_SQLSTATES
+def no_slot(exc: BaseException) -> bool:
+    """Whether ``exc`` (asyncpg's, possibly wrapped by SQLAlchemy) says the server has no slot now."""
+    for e in (exc, getattr(exc, "orig", None), exc.__cause__):
+        if e is not None and getattr(e, "sqlstate", None) in RETRY_SQLSTATES:
+            return True
+    return False
 
 
 async def connect(dsn: str, *, wait_seconds: float, **kwargs: Any) -> Any:
@@ -111,7 +123,7 @@ async def connect(dsn: str, *, wait_seconds: float, **kwargs: Any) -> Any:
             conn = await asyncpg.connect(dsn, **kwargs)
         except Exception as exc:
             waited = time.monotonic() - started
-            if not _retryable(exc) or waited >= wait_seconds:
+            if not no_slot(exc) or waited >= wait_seconds:
                 raise
             attempt += 1
             connection_wait(str(exc), attempt)
@@ -132,8 +144,9 @@ def connector(url: str, wait_seconds: float) -> Any:
     return connect_for_pool
 
 
-def creator(url: str, wait_seconds: float) -> Any:
-    """An ``async_creator`` for SQLAlchemy engines."""
+def creator(url: str, wait_seconds: float = 0.0) -> Any:
+    """An ``async_creator`` for SQLAlchemy engines. Pooled ones try once: their pool (db/session.py,
+    ``RetainingQueuePool``) waits for a slot, or for one of its own connections to come back."""
     dsn = asyncpg_dsn(url)
 
     async def create() -> Any:

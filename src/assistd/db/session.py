@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
+from sqlalchemy.util import queue as sqla_queue
 
 from assistd.db import budget
 from assistd.db.fastread import FastReader, PostgresFastReader, SQLiteFastReader
@@ -56,6 +57,7 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
     connections for 520 runs before, ~45 after."""
 
     SPARE_IDLE_SECONDS = budget.IDLE_SECONDS
+    slot_wait_seconds = 120.0  # see _do_get
     # SQLAlchemy names a pool's logger after its class's module; under ``assistd`` it would inherit
     # the servers' INFO level and print "Pool disposed" / "Pool recreating" lines at every shutdown.
     _sqla_logger_namespace = "sqlalchemy.pool.impl.RetainingQueuePool"
@@ -76,7 +78,33 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
             record, _ = self._spare.pop()  # the most recently used
             self._close_stale_spares()
             return record
-        return super()._do_get()
+        started, pause, attempt = 0.0, budget.BACKOFF_START, 0
+        while True:
+            try:
+                record = super()._do_get()
+            except Exception as exc:
+                # The server has no slot for a new connection: wait for one of this pool's own to
+                # come back, or for a slot (tried again after a pause, doubling), up to
+                # ``slot_wait_seconds``; the request or run that needs it is delayed, not failed.
+                if not budget.no_slot(exc):
+                    raise
+                t = time.monotonic()
+                started = started or t
+                if t - started >= self.slot_wait_seconds:
+                    raise
+                attempt += 1
+                budget.connection_wait(str(getattr(exc, "orig", None) or exc), attempt)
+                if self._spare:
+                    record, _ = self._spare.pop()
+                else:
+                    try:
+                        record = self._pool.get(True, pause)
+                    except sqla_queue.Empty:
+                        pause = min(pause * 2, budget.BACKOFF_MAX)
+                        continue
+            if attempt:
+                budget.connection_waited(time.monotonic() - started)
+            return record
 
     def close_idle(self) -> None:
         """Close the spares unused for ``SPARE_IDLE_SECONDS`` (called periodically: an idle pool sees
@@ -84,7 +112,9 @@ class RetainingQueuePool(AsyncAdaptedQueuePool):
         self._close_stale_spares()
 
     def _close_stale_spares(self) -> None:
-        cutoff = time.monotonic() - self.SPARE_IDLE_SECONDS
+        # short of server slots: idle spares go sooner, so that this process's other pools get them
+        idle = min(self.SPARE_IDLE_SECONDS, 1.0) if budget.short_of_slots() else self.SPARE_IDLE_SECONDS
+        cutoff = time.monotonic() - idle
         while self._spare and self._spare[0][1] < cutoff:
             record, _ = self._spare.popleft()
             try:
@@ -133,7 +163,7 @@ def create_engine(
         # (writers here take Database's lock), so it gets a short one.
         _configure_sqlite(engine, busy_ms=2000 if inline else 30000)
         return engine
-    kwargs["async_creator"] = budget.creator(url, connect_wait_seconds)
+    kwargs["async_creator"] = budget.creator(url, connect_wait_seconds if null_pool else 0.0)
     if null_pool:
         kwargs["poolclass"] = NullPool
     else:
@@ -149,7 +179,10 @@ def create_engine(
             # a check-out waits while the server has no slot (see budget.connect), then a little more
             pool_timeout=connect_wait_seconds + 30,
         )
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if isinstance(engine.sync_engine.pool, RetainingQueuePool):
+        engine.sync_engine.pool.slot_wait_seconds = connect_wait_seconds
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_ms: int) -> None:

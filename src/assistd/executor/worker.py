@@ -297,7 +297,9 @@ class Executor:
                 await self.reap()
             except Exception:
                 log.exception("reaper failed")
-            await asyncio.sleep(max(min(self.lease_seconds / 2, 5.0), 0.05))
+            # often: finding a stopped process of this machine is one small query, and its runs
+            # resume that much sooner
+            await asyncio.sleep(max(min(self.lease_seconds / 2, 1.0), 0.05))
 
     async def reap(self) -> None:
         db, t, wall = self.state.db, now(), time.time()

@@ -15,7 +15,8 @@ from assistd.deps import ProjectDep, ReadSessionDep, StateDep, WriteSessionDep
 from assistd.executor.transitions import ACTIVE, TERMINAL
 from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
-from assistd.models import Run
+from assistd.messages.protocol import to_object as message_object
+from assistd.models import Message, Run
 from assistd.pagination import list_object
 from assistd.routing import api_router
 from assistd.runs import service
@@ -61,6 +62,14 @@ async def _stream(
             return ERROR, run_gone(run_id)
         if run.status not in RESTING:
             return None
+        # Events lost with a worker killed as the run ended: its messages as they ended come first
+        # (clients that accumulate deltas take a message's final text from them).
+        async with state.db.session() as s:
+            ended = await s.scalars(
+                select(Message).where(Message.run_id == run_id, Message.status != "in_progress").order_by(Message.seq)
+            )
+            for m in ended:
+                sub.put(f"thread.message.{m.status}", message_object(m))
         return f"thread.run.{run.status}", to_object(run)
 
     for name, data in first:

@@ -49,7 +49,10 @@ async def relay_events(
             ended = await resting() if resting is not None else None
             if ended is None:
                 continue
-            first = (ended[0], orjson.dumps(ended[1]))
+            # what the check queued first (the run's messages as they ended), then its end
+            batch = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+            yield [*batch, (ended[0], orjson.dumps(ended[1])), DONE]
+            return
         batch = [first]
         while first[0] not in _END and not sub.queue.empty():
             first = sub.queue.get_nowait()
