@@ -69,6 +69,7 @@ class Stream:
     error: str | None = None
     text: str = ""  # accumulated as the SDKs' snapshots do
     restarts: int = 0  # thread.message.created seen again for a message
+    seconds: float = 0.0  # from the request to the end of the stream
 
 
 @dataclass
@@ -84,6 +85,10 @@ class Result:
     resumes: int
     failed_errors: dict[str, int]
     streams_ended: int
+    streams_restarted: int
+    stream_seconds_p50: float
+    stream_seconds_p99: float
+    stream_seconds_max: float
     streams_full_text: int
     stream_errors: dict[str, int]
     kills: int
@@ -106,6 +111,7 @@ def worker_process(n: int, workdir: Path, database_url: str, upstream: str, gene
 
 async def stream_run(client: httpx.AsyncClient, assistant: str, index: int) -> Stream:
     s = Stream(index)
+    start = time.monotonic()
     t = (await client.post("/v1/threads", json={"messages": [{"role": "user", "content": f"run {index}"}]})).json()
     body = {"assistant_id": assistant, "stream": True}
     texts: dict[str, str] = {}
@@ -141,6 +147,7 @@ async def stream_run(client: httpx.AsyncClient, assistant: str, index: int) -> S
     except httpx.HTTPError as exc:
         s.error = type(exc).__name__
     s.text = "".join(texts.values())
+    s.seconds = time.monotonic() - start
     return s
 
 
@@ -242,6 +249,7 @@ async def measure(args: argparse.Namespace, workdir: Path, database_url: str) ->
     statuses = Counter(r["status"] for r in rows)
     errors = Counter(r["error"][:80] for r in rows if r["error"])
     ended = [s for s in streams if s.done and s.terminal in ("thread.run.completed", "thread.run.failed")]
+    durations = sorted(s.seconds for s in streams) or [0.0]
     return Result(
         runs=len(rows),
         statuses=dict(statuses),
@@ -254,6 +262,10 @@ async def measure(args: argparse.Namespace, workdir: Path, database_url: str) ->
         resumes=sum(r["resumes"] for r in rows),
         failed_errors=dict(errors),
         streams_ended=len(ended),
+        streams_restarted=sum(1 for s in streams if s.restarts),
+        stream_seconds_p50=round(durations[len(durations) // 2], 1),
+        stream_seconds_p99=round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1),
+        stream_seconds_max=round(durations[-1], 1),
         streams_full_text=sum(1 for s in ended if s.terminal == "thread.run.completed" and s.text.strip() == text),
         stream_errors=dict(Counter(s.error for s in streams if s.error)),
         kills=kills,
@@ -284,6 +296,11 @@ def report(r: Result, args: argparse.Namespace) -> None:
         f"  re-made model calls  {r.remade_upstream:5d}   (the workers logged {r.remade_logged}; resumes: {r.resumes})"
     )
     print(f"  streams ended        {r.streams_ended:5d}   ({r.streams_full_text} with the full answer)")
+    print(f"  streams restarted    {r.streams_restarted:5d}   (a message created again: its answer made again)")
+    print(
+        f"  stream duration      p50 {r.stream_seconds_p50:g} s, p99 {r.stream_seconds_p99:g} s, "
+        f"max {r.stream_seconds_max:g} s (the answer alone takes {args.tokens / args.tokens_per_second:g} s)"
+    )
     if r.stream_errors:
         print(f"  stream errors        {r.stream_errors}")
     if r.failed_errors:
