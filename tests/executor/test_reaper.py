@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 
 import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import delete, select, update
 
 from assistd.fakellm import FakeLLM
 from assistd.models import Message, Run, RunStep
 from tests.runs.test_runs_http import WEATHER, setup, wait_status
+
+COUNTERS = ("assistd_runs_resumed_total", "assistd_model_calls_remade_total")
 
 
 async def test_requires_action_past_expires_at_expires(client: httpx.AsyncClient, llm: FakeLLM, state) -> None:
@@ -82,9 +85,14 @@ async def test_worker_died_mid_answer_is_taken_up_and_its_message_replaced(
     step_ids = [x["id"] for x in (await client.get(f"/threads/{t}/runs/{run['id']}/steps")).json()["data"]]
     await _cut_mid_answer(state, run["id"])
     llm.clear_requests()
+    counted = {name: REGISTRY.get_sample_value(name) or 0.0 for name in COUNTERS}
     await state.executor.reap()
     done = await wait_status(client, t, run["id"], "completed", "failed")
     assert done["status"] == "completed" and done["last_error"] is None
+    # counted in the logs (WARNING) and in the metrics: one resume, one model call paid twice
+    assert {name: (REGISTRY.get_sample_value(name) or 0.0) - counted[name] for name in COUNTERS} == dict.fromkeys(
+        COUNTERS, 1.0
+    )
     assert done["usage"]["total_tokens"] > 0
     msgs = (await client.get(f"/threads/{t}/messages", params={"run_id": run["id"]})).json()["data"]
     # the same message, now complete: replaced in place, not a second answer

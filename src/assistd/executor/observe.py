@@ -36,4 +36,3 @@ def model_call_remade(run_id: str, model: str) -> None:
         extra={"run_id": run_id, "model": model},
     )
     metrics.model_call_remade()
-
