@@ -40,8 +40,16 @@ async def _connections_of(admin: Any, role: str) -> int:
 
 
 async def test_runs_wait_for_connection_slots_and_then_complete(
-    state, settings, llm: FakeLLM, project: tuple[str, str], caplog: pytest.LogCaptureFixture
+    state,
+    settings,
+    llm: FakeLLM,
+    project: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from assistd.db import budget
+
+    monkeypatch.setattr(budget._Shortage, "warned", 0.0)  # a wait earlier in this process: warn again
     role = f"assistd_limited_{uuid.uuid4().hex[:8]}"
     admin = await _connect(settings.database_url)
     await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {LIMIT}')
