@@ -29,7 +29,7 @@ Writes the figures to bench/results/killstorm-<timestamp>.json. Exit status 0 un
 Usage::
 
     .venv/bin/python bench/killstorm.py [--runs 200] [--clients 20] [--workers 2] [--tokens 40]
-        [--tokens-per-second 20] [--kill-every 2.5] [--storm-seconds 40] [--settle-seconds 120]
+        [--tokens-per-second 20] [--kill-every 2.5] [--storm-seconds 40] [--settle-seconds 120] [--keep]
 """
 
 from __future__ import annotations
@@ -332,7 +332,10 @@ async def main_async(args: argparse.Namespace) -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_bytes(orjson.dumps({"args": vars(args), "result": asdict(result)}, option=orjson.OPT_INDENT_2))
     print(f"\nwritten to {out}")
-    shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        print(f"processes' logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
@@ -346,6 +349,7 @@ def main() -> int:
     p.add_argument("--kill-every", type=float, default=2.5)
     p.add_argument("--storm-seconds", type=float, default=40.0)
     p.add_argument("--settle-seconds", type=float, default=120.0)
+    p.add_argument("--keep", action="store_true", help="keep the processes' logs (printed: their directory)")
     args = p.parse_args()
     try:
         return asyncio.run(main_async(args))

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     executor_concurrency: int = Field(default=32, ge=1, description="Runs executed at once per process.")
     run_lease_seconds: float = Field(default=30.0, gt=0)
     run_max_resumes: int = Field(
-        default=3,
+        default=6,
         ge=0,
         description="How many times a run whose worker stopped is taken up again before it fails.",
     )

@@ -18,12 +18,18 @@ the queue in one transaction, keeping everything committed, and the next worker 
 
 A run is taken up at most ``run_max_resumes`` times; past that (a run that keeps killing its
 worker, say) it ends ``failed`` with ``server_error``, its message and steps closed in the same
-transaction. A graceful stop (SIGTERM) hands runs back the same way without counting.
+transaction. The first take-up is immediate; each later one waits a pause that doubles (0.5–1 s,
+1–2 s, 2–4 s, …, jittered; ``backoff``), as durable-execution systems retry: a run that keeps
+landing on workers that stop (a crash loop, a storm of kills) outlasts the trouble instead of
+failing inside it, and a run that itself kills its workers does so ever more slowly, ``run_max_resumes``
+times at most (6 by default: ~30 s of pauses). A graceful stop (SIGTERM) hands runs back the same
+way without counting.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +50,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("assistd.executor")
 
 _RUNS = Run.__table__
+
+
+def backoff(resumes: int) -> float:
+    """Seconds to wait before taking up a run already taken up ``resumes`` times (see module docstring)."""
+    if resumes < 1:
+        return 0.0
+    return min(2.0 ** (resumes - 1), 30.0) * random.uniform(0.5, 1.0)
 
 
 def _still_abandoned(owner: str | None, dead: bool) -> list[Any]:

@@ -59,7 +59,7 @@ class Executor:
         concurrency: int = 32,
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
-        max_resumes: int = 3,
+        max_resumes: int = 6,
     ) -> None:
         self.state = state
         self.owner = "exec_" + random_token(12)
@@ -69,6 +69,7 @@ class Executor:
         self.max_resumes = max_resumes
         self._registered = False
         self.kernels: dict[str, float] = {}  # threads whose kernel this process holds -> when bound
+        self._taking_up: set[str] = set()  # runs to take up after a pause (resume.backoff)
         self._wake = asyncio.Event()
         self._running: dict[str, tuple[asyncio.Task[None], RunRunner]] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -131,7 +132,21 @@ class Executor:
 
     # --- claiming -------------------------------------------------------------------------------
 
+    async def _register(self) -> None:
+        """Before the first claim: a run this executor holds must always name a registered process,
+        or its death would be noticed only when its lease lapses."""
+        pause = 0.1
+        while not self._registered and not self._stopping:
+            try:
+                await liveness.register(self.state.db, self.owner, self.lease_seconds)
+                self._registered = True
+            except Exception:
+                log.exception("could not register this executor; trying again")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
     async def _claim_loop(self) -> None:
+        await self._register()
         while not self._stopping:
             try:
                 self._saturated = False
@@ -182,7 +197,7 @@ class Executor:
 
     def reserve(self) -> bool:
         """Keep a slot for a run being created in this process (see ``adopt``); False when full."""
-        if self._stopping or len(self._running) + self._reserved >= self.concurrency:
+        if self._stopping or not self._registered or len(self._running) + self._reserved >= self.concurrency:
             return False
         self._reserved += 1
         return True
@@ -250,10 +265,7 @@ class Executor:
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:
             try:
-                if not self._registered:
-                    await liveness.register(self.state.db, self.owner, self.lease_seconds)
-                    self._registered = True
-                else:
+                if self._registered:  # (the claim loop registers it first)
                     await liveness.renew(self.state.db, self.owner, self.lease_seconds)
                 await affinity.sync(self)
             except Exception:
@@ -309,7 +321,7 @@ class Executor:
             stale = list(
                 (
                     await s.execute(
-                        select(Run.id, Run.status, Run.lease_owner).where(
+                        select(Run.id, Run.status, Run.lease_owner, Run.resumes).where(
                             Run.status.in_(["in_progress", "cancelling"]),
                             Run.lease_expires_at.is_not(None),
                             or_(lapsed, Run.lease_owner.in_(gone)) if gone else lapsed,
@@ -327,21 +339,34 @@ class Executor:
             orphaned_cancels = list(
                 await s.scalars(select(Run.id).where(Run.status == "cancelling", Run.lease_owner.is_(None)))
             )
-        for run_id, status, owner in stale:
-            if run_id in self._running:
+        for run_id, status, owner, resumes in stale:
+            if run_id in self._running or run_id in self._taking_up:
                 continue
             if status == "cancelling":
                 async with db.session(write=True, inline=True) as s:
                     await s.execute(update(Run).where(Run.id == run_id).values(lease_owner=None, lease_expires_at=None))
                 await finalize_cancel(self, run_id)
                 continue
-            await resume.take_up(self, run_id, owner, dead=owner in gone)
+            delay = resume.backoff(resumes) if resumes < self.max_resumes else 0.0  # failing: at once
+            if not delay:
+                await resume.take_up(self, run_id, owner, dead=owner in gone)
+                continue
+            self._taking_up.add(run_id)
+            task = asyncio.create_task(self._take_up_later(delay, run_id, owner, owner in gone))
+            task.add_done_callback(lambda _t, r=run_id: self._taking_up.discard(r))
         for run_id in expired:
             await self._expire(run_id, t)
         for run_id in orphaned_cancels:
             await finalize_cancel(self, run_id)
         if stale:
             self.wake()
+
+    async def _take_up_later(self, delay: float, run_id: str, owner: str | None, dead: bool) -> None:
+        try:
+            await asyncio.sleep(delay)
+            await resume.take_up(self, run_id, owner, dead=dead)
+        except Exception:
+            log.exception("taking up run %s failed", run_id)
 
     async def _expire(self, run_id: str, t: int) -> None:
         async with self.state.db.session(write=True, inline=True) as s:
