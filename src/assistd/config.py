@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     run_max_resumes: int = Field(
         default=6,
         ge=0,
-        description="How many times a run whose worker stopped is taken up again before it fails.",
+        description="How many times a run whose worker stopped is taken up again (the first at once, later "
+        "ones after pauses doubling from ~1 s) before it fails.",
     )
     sse_keepalive_seconds: float = Field(default=10.0, gt=0, description="Comment lines while a stream is silent.")
     fast_reads: bool = Field(
