@@ -21,9 +21,9 @@ import socket
 import time
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 
 from assistd.db.core import insert_rows
 from assistd.models import ExecutorRecord
@@ -95,7 +95,7 @@ async def renew(db: Database, owner: str, lease_seconds: float) -> None:
         result = await s.execute(
             update(_EXECUTORS).where(_EXECUTORS.c.owner == owner).values(expires_at=time.time() + lease_seconds)
         )
-    if result.rowcount == 0:  # removed by a process that took this one for stopped: say so again
+    if cast("CursorResult[Any]", result).rowcount == 0:  # taken for stopped and removed: register again
         await register(db, owner, lease_seconds)
 
 

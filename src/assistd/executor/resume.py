@@ -61,7 +61,7 @@ def backoff(resumes: int) -> float:
 
 def _still_abandoned(owner: str | None, dead: bool) -> list[Any]:
     """The run still carries the lease that was found abandoned (its worker did not come back)."""
-    cond = [_RUNS.c.lease_owner == owner] if owner is not None else [_RUNS.c.lease_owner.is_(None)]
+    cond: list[Any] = [_RUNS.c.lease_owner == owner] if owner is not None else [_RUNS.c.lease_owner.is_(None)]
     if not dead:
         cond.append(or_(_RUNS.c.lease_expires_at.is_(None), _RUNS.c.lease_expires_at < time.time()))
     return cond

@@ -21,12 +21,43 @@ from assistd.runs.protocol import to_object as run_object
 from assistd.timeutil import now
 
 if TYPE_CHECKING:
-    pass
+    from assistd.db.session import Database
+    from assistd.executor.builtins import Resources
+    from assistd.executor.runner import _Open
+    from assistd.executor.tools import Citation
+    from assistd.executor.worker import Executor
 
 _RUNS = Run.__table__
 
 
 class ToolSteps:
+    if TYPE_CHECKING:  # what RunRunner holds and provides
+        ex: Executor
+        db: Database
+        run: Run
+        run_id: str
+        open: _Open
+        builtins: frozenset[str]
+        resources: Resources | None
+        citations: dict[tuple[int, int], Citation]
+        file_search_calls: int
+        sandbox_files: dict[str, str]
+        pending_images: list[str]
+
+        def emit(self, event: str, data: dict[str, Any]) -> None: ...
+        def _step_object(self, step: RunStep) -> dict[str, Any]: ...
+        def _new_step(self, kind: str, details: dict[str, Any], t: int) -> RunStep: ...
+        def _call_usage(self) -> dict[str, int]: ...
+        async def _write_end(self, write: Any) -> Any: ...
+        async def _close_message(
+            self,
+            status: str,
+            reason: str | None,
+            usage: dict[str, int] | None,
+            step_status: str,
+            error: dict[str, str] | None = None,
+        ) -> None: ...
+
     async def _tool_start(self, ev: ToolCallStart) -> None:
         if self.open.restart and self.open.tool_step is not None:
             # The interrupted call's tool step, replaced in place (streams start it over).

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -353,13 +354,16 @@ class Executor:
                 continue
             self._taking_up.add(run_id)
             task = asyncio.create_task(self._take_up_later(delay, run_id, owner, owner in gone))
-            task.add_done_callback(lambda _t, r=run_id: self._taking_up.discard(r))
+            task.add_done_callback(functools.partial(self._taken_up, run_id))
         for run_id in expired:
             await self._expire(run_id, t)
         for run_id in orphaned_cancels:
             await finalize_cancel(self, run_id)
         if stale:
             self.wake()
+
+    def _taken_up(self, run_id: str, _task: asyncio.Task[None]) -> None:
+        self._taking_up.discard(run_id)
 
     async def _take_up_later(self, delay: float, run_id: str, owner: str | None, dead: bool) -> None:
         try:
