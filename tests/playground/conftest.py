@@ -115,8 +115,8 @@ async def start_server(tmp: Path, upstream: str, *, keys: tuple[str, ...] = ()) 
         ASSISTD_EMBEDDER="hash",
         ASSISTD_SANDBOX_VENV=venv,
         ASSISTD_SANDBOX_TIMEOUT_SECONDS="30",
-        # few PostgreSQL connections (about 7): the machine's 100 are shared with the suite's own
-        ASSISTD_DB_POOL_SIZE="2",
+        # few PostgreSQL connections (at most 8): the machine's 100 are shared with the suite's own
+        ASSISTD_DB_MAX_CONNECTIONS="8",
         ASSISTD_FAST_READS="false",
     )
     port = free_port()
