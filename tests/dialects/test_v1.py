@@ -222,6 +222,53 @@ class TestRuns:
         )
         assert modified.json()["metadata"] == {"k": "v"} and modified.json()["file_ids"] == [f]
 
+    async def test_citations_quote_in_v1_only_streamed_and_read(self, c: httpx.AsyncClient, llm: Any) -> None:
+        llm.set_turns(
+            [
+                {"tool_calls": [{"name": "file_search", "arguments": {"queries": ["herons"]}}]},
+                {"match": {"has_tool_results": True}, "text": "Herons, they say【0:0†lanterns.txt】."},
+            ]
+        )
+        f = await upload(c, "lanterns.txt", "The lanterns of the harbour are shaped like herons.")
+        body = {"model": "m", "tools": [{"type": "retrieval"}], "file_ids": [f]}
+        a = (await c.post("/assistants", headers=V1, json=body)).json()
+        body = {
+            "assistant_id": a["id"],
+            "stream": True,
+            "thread": {"messages": [{"role": "user", "content": "herons?"}]},
+        }
+        events: list[tuple[str, Any]] = []
+        async with c.stream("POST", "/threads/runs", headers=V1, json=body) as r:
+            name = None
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: ") and name is not None and line[6:] != "[DONE]":
+                    events.append((name, json.loads(line[6:])))
+        quote = "The lanterns of the harbour are shaped like herons."
+        streamed = [
+            a["file_citation"]
+            for n, d in events
+            if n == "thread.message.delta"
+            for a in d["delta"]["content"][0]["text"].get("annotations", [])
+        ]
+        assert streamed == [{"file_id": f, "quote": quote}]
+        done = next(d for n, d in events if n == "thread.message.completed")
+        assert [a["file_citation"] for a in done["content"][0]["text"]["annotations"]] == [
+            {"file_id": f, "quote": quote}
+        ]
+        # one stored message: v1 shows the quote, v2 (which dropped it) only the file
+        thread_id = events[0][1]["id"]
+        v1 = (await c.get(f"/threads/{thread_id}/messages", headers=V1)).json()["data"][0]
+        v2 = (await c.get(f"/threads/{thread_id}/messages")).json()["data"][0]
+        assert v1["content"][0]["text"]["annotations"][0]["file_citation"] == {"file_id": f, "quote": quote}
+        assert v2["content"][0]["text"]["annotations"][0]["file_citation"] == {"file_id": f}
+        assert (
+            v2["content"][0]["text"]["value"]
+            == v1["content"][0]["text"]["value"]
+            == "Herons, they say【0:0†lanterns.txt】."
+        )
+
     async def test_cancel(self, c: httpx.AsyncClient, llm: Any) -> None:
         llm.set_turns([{"text": "slow " * 200, "tokens_per_second": 50}])
         a = (await c.post("/assistants", headers=V1, json={"model": "m", "tools": [{"type": "retrieval"}]})).json()

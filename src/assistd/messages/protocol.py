@@ -107,8 +107,10 @@ def file_refs(req: CreateMessageRequest, prefix: str = "") -> list[tuple[str, st
     return refs
 
 
-def to_object(m: Message) -> dict[str, Any]:
-    """MessageObject."""
+def to_object(m: Message, *, quotes: bool = False) -> dict[str, Any]:
+    """MessageObject. A stored ``file_citation`` keeps the cited passage as ``quote``, which v2's
+    message object no longer has (only its delta schema lists it): it is left out unless
+    ``quotes`` (the Assistants v1 dialect, whose citations show it)."""
     return {
         "id": m.id,
         "object": "thread.message",
@@ -119,9 +121,26 @@ def to_object(m: Message) -> dict[str, Any]:
         "completed_at": m.completed_at,
         "incomplete_at": m.incomplete_at,
         "role": m.role,
-        "content": m.content,
+        "content": m.content if quotes else without_quotes(m.content),
         "assistant_id": m.assistant_id,
         "run_id": m.run_id,
         "attachments": m.attachments if m.attachments is not None else [],
         "metadata": m.metadata_,
     }
+
+
+def without_quotes(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Message content with each ``file_citation`` as v2 shows it: its ``file_id`` alone."""
+    if not any(part.get("type") == "text" and part["text"].get("annotations") for part in content):
+        return content  # the common case: nothing to copy
+    return [_part_without_quotes(part) for part in content]
+
+
+def _part_without_quotes(part: dict[str, Any]) -> dict[str, Any]:
+    if part.get("type") != "text" or not part["text"].get("annotations"):
+        return part
+    annotations = [
+        {**a, "file_citation": {"file_id": a["file_citation"]["file_id"]}} if a.get("type") == "file_citation" else a
+        for a in part["text"]["annotations"]
+    ]
+    return {**part, "text": {**part["text"], "annotations": annotations}}

@@ -21,7 +21,9 @@ const client = new OpenAI({
     return response;
   },
 });
-const record = (stream) => stream.on("event", (e) => events.push({ event: e.event, data: e.data }));
+// A copy as the event arrived: the SDK's accumulator later edits the same objects in place (a
+// message's parts gain the deltas' "index"), which is the SDK's state, not what the server sent.
+const record = (stream) => stream.on("event", (e) => events.push({ event: e.event, data: structuredClone(e.data) }));
 
 const weather = {
   type: "function",

@@ -160,14 +160,20 @@ def step_delta(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "delta": delta}
 
 
-def event(name: str, data: Any, run_file_ids: list[str]) -> Any:
-    """One stream event's data in v1 shape (the names are the same in both dialects)."""
+Quotes = dict[tuple[str, int, int], str]  # (message id, content index, annotation index) -> quote
+
+
+def event(name: str, data: Any, run_file_ids: list[str], quotes: Quotes) -> Any:
+    """One stream event's data in v1 shape (the names are the same in both dialects). ``quotes``
+    is the stream's memory of its citations' quotes: v2 deltas carry them, v2 message objects do
+    not, so a message's ``completed`` event gets them back from its deltas."""
     if name == "thread.created":
         return thread(data)
     if name == "thread.message.delta":
+        _remember_quotes(data["id"], data["delta"].get("content") or [], quotes)
         return message_delta(data)
     if name.startswith("thread.message."):
-        return message(data)
+        return message(_with_quotes(data, quotes) if quotes else data)
     if name == "thread.run.step.delta":
         return step_delta(data)
     if name.startswith("thread.run.step."):
@@ -175,3 +181,27 @@ def event(name: str, data: Any, run_file_ids: list[str]) -> Any:
     if name.startswith("thread.run."):
         return run(data, run_file_ids)
     return data  # error, done
+
+
+def _remember_quotes(message_id: str, parts: list[dict[str, Any]], quotes: Quotes) -> None:
+    for part in parts:
+        text = part.get("text") if part.get("type") == "text" else None
+        for a in (text or {}).get("annotations") or []:
+            quote = (a.get("file_citation") or {}).get("quote")
+            if quote is not None:
+                quotes[(message_id, part["index"], a["index"])] = quote
+
+
+def _with_quotes(m: dict[str, Any], quotes: Quotes) -> dict[str, Any]:
+    def part(i: int, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("type") != "text" or not p["text"].get("annotations"):
+            return p
+        annotations = [
+            {**a, "file_citation": {**a["file_citation"], "quote": quotes[(m["id"], i, j)]}}
+            if a.get("type") == "file_citation" and (m["id"], i, j) in quotes
+            else a
+            for j, a in enumerate(p["text"]["annotations"])
+        ]
+        return {**p, "text": {**p["text"], "annotations": annotations}}
+
+    return {**m, "content": [part(i, p) for i, p in enumerate(m["content"])]}

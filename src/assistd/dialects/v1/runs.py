@@ -47,7 +47,8 @@ async def _v1(session: AsyncSession, project: str, assistant_id: str, resp: Resp
     files = (await assistant_file_ids(session, project, [assistant_id])).get(assistant_id, [])
     if isinstance(resp, JSONResponse):
         return rerender(resp, lambda r: render.run(r, files))
-    return restream(resp, lambda name, data: render.event(name, data, files))
+    quotes: render.Quotes = {}
+    return restream(resp, lambda name, data: render.event(name, data, files, quotes))
 
 
 @router.post("/threads/runs")

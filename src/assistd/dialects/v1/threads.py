@@ -23,8 +23,7 @@ from assistd.http import JSONResponse, json_response
 from assistd.listing import ListQueryDep
 from assistd.messages import service as messages
 from assistd.messages.protocol import CreateMessageRequest as V2Message
-from assistd.messages.protocol import ModifyMessageRequest
-from assistd.messages.protocol import to_object as message_object
+from assistd.messages.protocol import ModifyMessageRequest, to_object
 from assistd.pagination import list_object
 from assistd.references import check_id, require_files
 from assistd.routing import api_router
@@ -34,6 +33,11 @@ from assistd.threads.protocol import ModifyThreadRequest
 from assistd.threads.protocol import to_object as thread_object
 
 router = api_router(tags=["Assistants v1"])
+
+
+def message_object(row: Any) -> dict[str, Any]:
+    """A stored message as a v2 object with its citations' quotes, which v1 shows."""
+    return to_object(row, quotes=True)
 
 
 @router.post("/threads")
