@@ -3,6 +3,7 @@ safety, the phone-sized layout, keyboard use."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 import tomllib
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from assistd.fakellm import FakeLLM
 from assistd.playground.router import STATIC_DIR
@@ -152,6 +153,33 @@ async def test_keyboard_only_chat(ui: UI, sdk: openai.AsyncOpenAI, llm: FakeLLM)
     assert await page.evaluate("document.activeElement.textContent") == "Assistants"
     await page.keyboard.press("Enter")
     await expect(page.locator("main h1")).to_have_text("Assistants")
+
+
+async def test_leaving_while_the_playground_loads_stays_left(ui: UI, sdk: openai.AsyncOpenAI) -> None:
+    """A user who goes to another page while the Playground still loads stays there: its late
+    loads must not rewrite the address back to the Playground (and a route would follow it)."""
+    asst = (await sdk.beta.assistants.create(model="fake-model", name="Late")).id
+    page = ui.page
+    held: list[Route] = []
+    release = asyncio.Event()
+
+    async def hold_the_first_list(route: Route) -> None:
+        if not held:  # the Playground's assistant picker
+            held.append(route)
+            await release.wait()
+        await route.continue_()
+
+    await page.route(re.compile(r"/v1/assistants\?"), hold_the_first_list)
+    await ui.goto(f"#/playground?assistant={asst}")
+    await page.get_by_role("link", name=re.compile("^Assistants")).click()
+    await expect(page.locator("main h1")).to_have_text("Assistants")
+    assert held, "the Playground's list was not held"
+    # the picker's list answers now; the Playground then selects its assistant (GET /assistants/{id})
+    async with page.expect_response(lambda r: r.url.endswith(f"/v1/assistants/{asst}")):
+        release.set()
+    await expect(page.locator("main h1")).to_have_text("Assistants")
+    assert page.url.endswith("#/assistants"), page.url
+    ui.check()
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ export function mountPlayground(main, params) {
   const insp = inspector();
   const layout = h("div", { class: "playground show-thread" });
 
+  // Loads finish late: once the user has gone to another page (the URL changes at once, the route
+  // follows on the hashchange event), a late one must not rewrite the URL and pull them back here.
+  let mounted = true;
   const setHash = () => {
+    if (!mounted || (location.hash && !location.hash.startsWith("#/playground"))) return;
     const q = new URLSearchParams();
     if (assistantId) q.set("assistant", assistantId);
     if (chat.threadId) q.set("thread", chat.threadId);
@@ -107,5 +111,5 @@ export function mountPlayground(main, params) {
   const opened = chat.open(params.query.get("thread") || null, false);
   loadPicker().then(() => select(assistantId));
   opened.then(setHash);
-
+  return () => { mounted = false; };
 }
