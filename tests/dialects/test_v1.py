@@ -4,13 +4,13 @@ each dialect keeps the other's fields out (the real API's 400s)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import asgi_client, assert_error
+from tests.runs.util import sse
 
 V1 = {"OpenAI-Beta": "assistants=v1"}
 
@@ -197,14 +197,7 @@ class TestRuns:
             )
         ).json()
         body = {"assistant_id": a["id"], "stream": True, "thread": {"messages": [{"role": "user", "content": "hi"}]}}
-        events: list[tuple[str, Any]] = []
-        async with c.stream("POST", "/threads/runs", headers=V1, json=body) as r:
-            name = None
-            async for line in r.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: ") and name is not None:
-                    events.append((name, line[6:] if line[6:] == "[DONE]" else json.loads(line[6:])))
+        events = await sse(c, "/threads/runs", body, validate=False, headers=V1)
         names = [n for n, _ in events]
         assert names[0] == "thread.created" and names[-2:] == ["thread.run.completed", "done"]
         assert set(events[0][1]) == {"id", "object", "created_at", "metadata"}
@@ -237,14 +230,7 @@ class TestRuns:
             "stream": True,
             "thread": {"messages": [{"role": "user", "content": "herons?"}]},
         }
-        events: list[tuple[str, Any]] = []
-        async with c.stream("POST", "/threads/runs", headers=V1, json=body) as r:
-            name = None
-            async for line in r.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: ") and name is not None and line[6:] != "[DONE]":
-                    events.append((name, json.loads(line[6:])))
+        events = await sse(c, "/threads/runs", body, validate=False, headers=V1)
         quote = "The lanterns of the harbour are shaped like herons."
         streamed = [
             a["file_citation"]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import uvicorn
 from sqlalchemy import func, select
@@ -29,8 +28,7 @@ from assistd.fakellm import FakeLLM
 from assistd.models import ExecutorRecord, Message, Run, Thread
 from assistd.state import AppState
 from tests.conftest import BETA, asgi_client
-from tests.runs.util import RUN_START, TEXT_RUN, names, sse
-from tests.spec import validate_event
+from tests.runs.util import RUN_START, TEXT_RUN, names, sse, stream_events
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("ASSISTD_TEST_DATABASE", "sqlite") == "sqlite", reason="several processes need PostgreSQL"
@@ -165,17 +163,8 @@ async def test_a_worker_executes_and_the_api_streams(api, settings, llm: FakeLLM
 
 async def stream_into(client: httpx.AsyncClient, path: str, body: dict[str, Any], events: list[Any]) -> None:
     """POST with stream:true, appending each event (validated against the spec) as it arrives."""
-    async with client.stream("POST", path, json={**body, "stream": True}) as r:
-        assert r.status_code == 200, await r.aread()
-        name = None
-        async for line in r.aiter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                raw = line[5:].strip()
-                data = raw if raw == "[DONE]" else orjson.loads(raw)
-                validate_event(name, data)
-                events.append((name, data))
+    async for event in stream_events(client, path, body):
+        events.append(event)
 
 
 async def test_a_killed_workers_run_is_finished_by_another_and_its_stream_goes_on(
